@@ -137,10 +137,14 @@ class Vgg16:
                       "weights: the ImageNet dense-layer weights fit 224x224 inputs only.")
 
     def get_classes(self):
-        """Set ``self.classes`` to the 1000 ImageNet class names (placeholders without ImageNet weights)."""
-        if getattr(self, "_finetuned", False):
-            return self.classes
-        self.classes = load_class_index(self.class_index, required=self.weights == "imagenet")
+        """Set ``self.classes`` to the 1000 ImageNet class names (placeholders ``class_N`` when the model
+        has another number of outputs, or without ImageNet weights and the class-index file)."""
+        outputs = self.model.output_shape[-1] if len(self.model.output_shape) == 2 else None
+        if outputs != 1000:
+            self.classes = [f"class_{i}" for i in range(outputs or 0)]
+        else:
+            self.classes = load_class_index(self.class_index, download=self.weights == "imagenet",
+                                            notice=self._say)
         return self.classes
 
     # ---- using it --------------------------------------------------------------------------------------
@@ -175,7 +179,6 @@ class Vgg16:
         self.ft(num)
         indices = batches.class_indices
         self.classes = sorted(indices, key=indices.get)
-        self._finetuned = True
 
     def compile(self, lr=0.001):
         self.model.compile(optimizer=Adam(learning_rate=float(lr)), loss="categorical_crossentropy",
@@ -210,14 +213,14 @@ def _saved_num_classes(path):
         if is_legacy_h5(path):
             saved = read_legacy_h5(path)
             return int(saved[-1][1][-1].shape[-1]) if saved else None
+        import re
+
         import h5py
 
-        with h5py.File(path, "r") as f:
-            shapes = []
-            f.visititems(lambda name, obj: shapes.append((name, obj.shape))
-                         if isinstance(obj, h5py.Dataset) else None)
-        dense = [s for n, s in shapes if "predictions" in n and len(s) == 1]
-        return int(dense[-1][0]) if dense else None
+        with h5py.File(path, "r") as f:  # Keras 3 layout: layers/dense, layers/dense_1, ... in model order
+            dense = sorted((int(m.group(1) or 0), name) for name in f.get("layers", {})
+                           if (m := re.fullmatch(r"dense(?:_(\d+))?", name)))
+            return int(f["layers"][dense[-1][1]]["vars"]["0"].shape[-1]) if dense else None
     except (OSError, KeyError, IndexError):
         return None
 

@@ -88,6 +88,27 @@ def get_optimizer(optimizer):
     return optimizer
 
 
+def sync_optimizer(model):
+    """Let a compiled model train after ``layer.trainable`` changed, as the lessons do without
+    recompiling. Keras 3's optimizer refuses variables it was not built with; when the trainable set
+    differs, its per-variable state (e.g. Adam's moments) is dropped and rebuilt on the next step, while
+    the optimizer object, its learning rate and its step count stay (what recompiling did in Keras 1).
+    Returns True when it had to rebuild."""
+    opt = getattr(model, "optimizer", None)
+    built_for = getattr(opt, "_trainable_variables", None)
+    if opt is None or not getattr(opt, "built", False) or built_for is None:
+        return False
+    if [id(v) for v in built_for] == [id(v) for v in model.trainable_variables]:
+        return False
+    keep = {id(v) for v in (getattr(opt, "_iterations", None), getattr(opt, "_learning_rate", None))
+            if v is not None}
+    opt._variables[:] = [v for v in opt._variables if id(v) in keep]
+    opt._trainable_variables = []
+    opt._trainable_variables_indices = {}
+    opt.built = False
+    return True
+
+
 # ---- models ------------------------------------------------------------------------------------------
 class CompatModelMixin:
     """The 2017 model methods on top of a Keras 3 model (see the module docstring)."""
@@ -129,7 +150,12 @@ class CompatModelMixin:
         epochs = _epochs(epochs, nb_epoch)
         if isinstance(x, keras.utils.PyDataset):
             batch_size = None
+        sync_optimizer(self)
         return super().fit(x, y, batch_size, epochs, *args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        sync_optimizer(self)
+        return super().train_on_batch(*args, **kwargs)
 
     def fit_generator(self, generator, samples_per_epoch=None, nb_epoch=None, verbose=1, callbacks=None,
                       validation_data=None, nb_val_samples=None, steps_per_epoch=None, epochs=None,

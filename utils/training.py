@@ -19,6 +19,7 @@ from .batches import ArrayIterator, DirectoryIterator
 from .checkpoints import Checkpoint, model_signature
 from .errors import DataError
 from .features import FeatureCache, FrozenPrefix, frozen_prefix_length
+from .kcompat import sync_optimizer
 
 configure_backend()
 import keras  # noqa: E402
@@ -188,6 +189,7 @@ def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoi
     check_same_classes(batches, val_batches)
     if not getattr(model, "compiled", False) or model.optimizer is None:
         raise RuntimeError("compile the model before fitting it (Vgg16 does this in finetune/compile)")
+    sync_optimizer(model)
     prefix = cache_plan(model, [batches, val_batches], cache, verbose)
     ckpt, start_epoch, start_batch = None, 0, 0
     if checkpoint:

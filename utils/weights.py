@@ -96,18 +96,24 @@ def have_imagenet_weights():
     return bool(env and os.path.isfile(env)) or cached_path(VGG16_WEIGHTS) is not None
 
 
-def load_class_index(path=None, required=True):
+def load_class_index(path=None, download=True, notice=None):
     """The 1000 ImageNet class names, in index order, from ``imagenet_class_index.json``.
 
-    ``path`` may name a local copy. When the file is missing and ``required`` is false (random
-    weights), placeholder names ``class_0`` ... ``class_999`` are returned instead of an error.
+    ``path`` may name a local copy. When the file is not here and cannot be downloaded (or ``download``
+    is false), placeholder names ``class_0`` ... ``class_999`` are returned and ``notice`` (a print
+    function) is told why: the names are for display only, the weights work without them.
     """
-    if path is None and not required:  # random weights: use the file if it is here, never download
+    if path is None:
         env = os.environ.get("DL1_CLASS_INDEX")
         path = env if env and os.path.isfile(env) else cached_path(IMAGENET_CLASS_INDEX)
-        if path is None:
-            return [f"class_{i}" for i in range(1000)]
-    path = path or fetch(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX", "ImageNet class index")
+    if path is None and download:
+        try:
+            path = fetch(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX", "ImageNet class index")
+        except WeightsError as e:
+            if notice:
+                notice(f"Note: ImageNet class names unavailable, using class_0 ... class_999 ({e})")
+    if path is None:
+        return [f"class_{i}" for i in range(1000)]
     try:
         with open(path, encoding="utf-8") as f:
             index = json.load(f)

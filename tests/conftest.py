@@ -1,0 +1,64 @@
+"""Shared fixtures: synthetic data sets and stand-in weights made by the tests themselves, offline."""
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# Before anything imports Keras: no downloads, no user cache, no screen.
+os.environ["DL1_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.pop("DL1_WEIGHTS", None)
+os.environ.pop("DL1_CLASS_INDEX", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_keras_home(tmp_path_factory):
+    """An empty Keras cache: the tests never see (or touch) the user's ~/.keras."""
+    home = tmp_path_factory.mktemp("keras_home")
+    os.environ["KERAS_HOME"] = str(home)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def course_data(tmp_path_factory):
+    """240 labelled synthetic images in the course layout (train/valid/test/unknown), read-only use."""
+    from utils.sample import write_sample
+
+    path = tmp_path_factory.mktemp("course") / "data"
+    write_sample(str(path), n=240, layout="course", seed=0, max_side=240, progress=False)
+    return path
+
+
+@pytest.fixture
+def kaggle_data(tmp_path):
+    """A fresh raw Kaggle-layout synthetic set (train/cat.N.jpg, train/dog.N.jpg, test/N.jpg)."""
+    from utils.sample import write_sample
+
+    path = tmp_path / "redux"
+    write_sample(str(path), n=120, n_test=30, seed=3, max_side=160, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def standin_weights(course_data, tmp_path_factory):
+    """Stand-in 'pretrained' VGG16 weights at 64 px (LSUV on the synthetic images), Keras-2 h5 layout."""
+    from utils.standin import make_standin_weights
+
+    path = tmp_path_factory.mktemp("weights") / "standin64.h5"
+    make_standin_weights(str(path), str(course_data / "train"), size=64, seed=0, verbose=False)
+    return path
+
+
+@pytest.fixture
+def seeded():
+    """Deterministic Keras/numpy/python random state for a test that trains."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return 0
