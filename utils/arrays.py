@@ -29,6 +29,9 @@ def save_array(fname, arr, meta=None):
     ``meta``: an optional dict of JSON-like values stored with the array (see ``load_array``).
     """
     fname = os.fspath(fname)
+    meta = dict(meta or {})
+    if np.ndim(arr) == 0:  # blosc2 arrays (and np.ascontiguousarray) have at least one dimension
+        meta["dl1_scalar"] = True
     arr = _as_saveable(arr)
     if os.path.isdir(fname):
         raise DataError(f"{fname} is a folder (a bcolz array from the 2017 code?); "
@@ -48,10 +51,12 @@ def load_array(fname, with_meta=False):
         raise DataError(f"array file not found: {fname}")
     try:
         arr = blosc2.open(fname)
-        data = arr[()] if arr.ndim == 0 else arr[:]
-        meta = {k: arr.schunk.vlmeta[k] for k in arr.schunk.vlmeta.getall()} if with_meta else None
+        data = arr[:]
+        meta = {k: arr.schunk.vlmeta[k] for k in arr.schunk.vlmeta.getall()}
     except Exception as e:  # blosc2 raises RuntimeError/ValueError for damaged or foreign files
         raise DataError(f"cannot read array file {fname} ({e})") from None
     if data.dtype.kind == "S":
         data = data.astype(str)
+    if meta.pop("dl1_scalar", False):
+        data = data.reshape(())
     return (data, meta) if with_meta else data

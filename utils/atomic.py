@@ -6,7 +6,10 @@ real name, never a truncated file (``os.replace`` is atomic on POSIX and Windows
 
 import contextlib
 import os
+import re
 import secrets
+
+_TEMP = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}")
 
 
 def temp_name(path, suffix=""):
@@ -54,3 +57,28 @@ def write_bytes(path, data):
 
 def write_text(path, text):
     write_bytes(path, text.encode("utf-8"))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(root):
+    """Delete temporary files that a killed process of ours left under ``root``; returns how many."""
+    removed = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            m = _TEMP.match(name)
+            if m and not _alive(int(m.group(1))):  # a live PID may still be writing it
+                try:
+                    os.remove(os.path.join(folder, name))
+                    removed += 1
+                except OSError:
+                    pass
+    return removed

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .atomic import atomic_path, write_text
+from .atomic import atomic_path, remove_stale_temps, write_text
 from .errors import DataError
 from .images import header_problem, is_hidden_or_junk, is_image_name, natural_key
 
@@ -151,6 +151,18 @@ class _Inventory:
         self.where.setdefault(name, []).append(rel)
         self.class_of.setdefault(name, cls)
 
+    def check_classes(self):
+        """A class with a single image is almost always a stray or misnamed file."""
+        counts = {}
+        for name, cls in self.class_of.items():
+            counts.setdefault(cls, []).append(name)
+        lonely = {cls: names for cls, names in counts.items() if len(names) < 2}
+        if lonely and len(counts) > 1:
+            cls, names = next(iter(lonely.items()))
+            where = os.path.join(self.path, self.where[names[0]][0])
+            raise DataError(f"class '{cls}' would hold a single image ({where}); a misnamed or stray file? "
+                            "Move it out of train/, or give --label-regex")
+
     def check_unique(self):
         dupes = {n: p for n, p in self.where.items() if len(p) > 1}
         if dupes:
@@ -257,12 +269,14 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
     if not os.path.isdir(path):
         raise DataError(f"folder not found: {path}")
     report = PrepareReport(path)
+    remove_stale_temps(path)  # a killed run's half-written copies (never under a real name)
     report.extracted = extract_zips(path, progress)
     if not os.path.isdir(os.path.join(path, "train")):
         raise DataError(f"no train/ folder (or train.zip) in {path}; download the data first "
                         "(dl1 kaggle download DIR) or give the folder that holds train/ and test/")
     inv = _Inventory(path, _label_function(label_regex, plural))
     inv.check_unique()
+    inv.check_classes()
     if not inv.where:
         raise DataError(f"no images found in {os.path.join(path, 'train')}")
     total = len(inv.where)

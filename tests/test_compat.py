@@ -1,0 +1,142 @@
+"""The 2017 surface on Keras 3: `from utils import *`, helper signatures, model and optimizer spellings."""
+
+import inspect
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import utils
+from utils.kcompat import SGD, Adam, Convolution2D, RMSprop, Sequential
+
+
+def test_star_import_gives_the_2017_names():
+    namespace = {}
+    exec("from utils import *", namespace)
+    for name in ["np", "plt", "pd", "glob", "os", "permutation", "random", "image", "Sequential", "Model",
+                 "Dense", "Dropout", "Flatten", "Lambda", "BatchNormalization", "Convolution2D",
+                 "MaxPooling2D", "ZeroPadding2D", "SGD", "RMSprop", "Adam", "K", "l2", "confusion_matrix",
+                 "FileLink", "to_categorical", "get_file", "Vgg16", "Vgg16BN", "vgg_mean", "vgg_preprocess",
+                 "plots", "plot", "plot_confusion_matrix", "get_batches", "get_data", "onehot",
+                 "get_classes", "save_array", "load_array", "split_at", "copy_weights", "copy_layers",
+                 "copy_model", "insert_layer", "vgg_ft", "do_clip", "mk_square", "gray", "to_plot",
+                 "ImageDataGenerator", "OneHotEncoder", "itemgetter", "OrderedDict", "chain"]:
+        assert name in namespace, name
+    assert namespace["image"].load_img and namespace["image"].ImageDataGenerator
+    assert namespace["np"].__name__ == "numpy"
+
+
+def test_importing_utils_does_not_load_keras_until_needed():
+    code = "import sys, utils.prepare, utils.submission; print('keras' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_helper_signatures_are_the_2017_ones():
+    sig = {name: list(inspect.signature(getattr(utils, name)).parameters) for name in [
+        "plots", "get_batches", "plot_confusion_matrix", "save_array", "load_array", "split_at",
+        "copy_weights", "insert_layer", "do_clip", "mk_square", "get_data", "get_classes", "vgg_ft"]}
+    assert sig["plots"][:5] == ["ims", "figsize", "rows", "interp", "titles"]
+    assert sig["get_batches"][:6] == ["dirname", "gen", "shuffle", "batch_size", "class_mode", "target_size"]
+    assert inspect.signature(utils.get_batches).parameters["batch_size"].default == 4
+    assert sig["plot_confusion_matrix"][:5] == ["cm", "classes", "normalize", "title", "cmap"]
+    assert sig["save_array"][:2] == ["fname", "arr"] and sig["load_array"][:1] == ["fname"]
+    assert sig["split_at"] == ["model", "layer_type"]
+    assert sig["copy_weights"] == ["from_layers", "to_layers"]
+    assert sig["insert_layer"] == ["model", "new_layer", "index"]
+    assert sig["do_clip"] == ["arr", "mx"] and sig["mk_square"] == ["img"]
+    assert sig["get_data"][:2] == ["path", "target_size"] and sig["get_classes"][:1] == ["path"]
+    assert sig["vgg_ft"][:1] == ["out_dim"]
+
+
+def test_optimizers_take_lr_and_decay():
+    opt = RMSprop(lr=0.1, rho=0.7)
+    assert float(opt.learning_rate) == pytest.approx(0.1) and opt.rho == 0.7
+    assert float(SGD(lr=1).learning_rate) == 1.0  # an int is fine, as it was in 2017
+    assert float(Adam().learning_rate) == pytest.approx(0.001)
+    decayed = SGD(lr=0.1, decay=1.0)
+    assert float(decayed.learning_rate) == pytest.approx(0.1)  # step 0: lr / (1 + decay * 0)
+
+
+def test_linear_model_like_lesson_2_recovers_its_weights(seeded):
+    from utils import Dense
+
+    x = np.random.default_rng(0).random((30, 2)).astype("float32")
+    y = x @ np.array([2.0, 3.0]) + 1
+    lm = Sequential([Dense(1, input_shape=(2,))])
+    lm.compile(optimizer=SGD(lr=0.1), loss="mse")
+    lm.fit(x, y, nb_epoch=40, batch_size=1, verbose=0)
+    w, b = lm.get_weights()
+    np.testing.assert_allclose(w.ravel(), [2, 3], atol=0.15)
+    np.testing.assert_allclose(b, [1], atol=0.15)
+
+
+def test_2017_model_methods(seeded, tmp_path):
+    from utils import Dense, ImageDataGenerator
+
+    x = np.random.default_rng(1).random((8, 4)).astype("float32")
+    y = np.eye(2, dtype="float32")[[0, 1] * 4]
+    m = Sequential([Dense(2, activation="softmax", input_shape=(4,))])
+    m.compile(RMSprop(lr=0.01), "categorical_crossentropy", metrics=["accuracy"])
+    assert m.predict_classes(x).shape == (8,)
+    assert m.predict_proba(x).shape == (8, 2)
+    gen = ImageDataGenerator().flow(x, y, batch_size=4, shuffle=True, seed=0)
+    h = m.fit_generator(gen, samples_per_epoch=gen.n, nb_epoch=2, validation_data=gen, nb_val_samples=gen.n,
+                        verbose=0)
+    assert len(h.history["loss"]) == 2
+    assert m.predict_generator(gen, gen.n).shape == (8, 2)
+    m.save_weights(str(tmp_path / "finetune1.h5"))  # the 2017 name, refused by plain Keras 3
+    m2 = Sequential([Dense(2, activation="softmax", input_shape=(4,))])
+    m2.load_weights(str(tmp_path / "finetune1.h5"))
+    np.testing.assert_array_equal(m2.predict(x, verbose=0), m.predict(x, verbose=0))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_convolution2d_takes_keras1_arguments():
+    layer = Convolution2D(8, 3, 3, border_mode="same", subsample=(2, 2), activation="relu")
+    assert layer.kernel_size == (3, 3) and layer.padding == "same" and layer.strides == (2, 2)
+    assert Convolution2D(4, (5, 5)).kernel_size == (5, 5)
+
+
+def test_split_at_copy_model_and_insert_layer():
+    import keras
+
+    from utils import Dense, Dropout, Flatten, MaxPooling2D, copy_model, insert_layer, split_at
+    from utils.kcompat import Sequential as S
+
+    m = S([keras.Input((8, 8, 3)), Convolution2D(4, 3, 3, border_mode="same"), MaxPooling2D(),
+           keras.layers.Conv2D(4, 3, padding="same"), Flatten(), Dense(3)])
+    conv, head = split_at(m, Convolution2D)  # the 2017 name finds Keras' Conv2D layers
+    assert [type(layer).__name__ for layer in head] == ["Flatten", "Dense"] and len(conv) == 3
+    x = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
+    c = copy_model(m)
+    np.testing.assert_allclose(c.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)
+    d = insert_layer(m, Dropout(0.5), 4)
+    assert isinstance(d.layers[4], keras.layers.Dropout) and len(d.layers) == len(m.layers) + 1
+    np.testing.assert_allclose(d.predict(x, verbose=0), m.predict(x, verbose=0), atol=1e-6)
+
+
+def test_do_clip_mk_square_and_k():
+    from utils import K, do_clip, mk_square
+
+    clipped = do_clip(np.array([[0.0, 1.0], [0.5, 0.5]]), 0.9)
+    np.testing.assert_allclose(clipped.sum(axis=1), 1)
+    assert clipped.min() > 0
+    sq = mk_square(np.ones((4, 2, 3)))
+    assert sq.shape == (4, 4, 3) and sq[:, 0].sum() == 0 and sq[:, 1].sum() == 12
+    assert K.image_dim_ordering() == "tf"
+    v = K.variable(1.0)
+    K.set_value(v, 3.0)
+    assert float(K.get_value(v)) == 3.0
+
+
+def test_plots_and_confusion_matrix_save_pngs(tmp_path, capsys):
+    from utils import plot_confusion_matrix, plots
+
+    imgs = np.random.default_rng(0).uniform(0, 255, (3, 16, 16, 3))
+    plots(imgs, titles=np.eye(3), rows=2, fname=str(tmp_path / "p.png"))
+    plot_confusion_matrix(np.array([[5, 1], [2, 7]]), {"cats": 0, "dogs": 1}, fname=str(tmp_path / "c.png"))
+    assert "[[5 1]" in capsys.readouterr().out
+    for name in ("p.png", "c.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
