@@ -1,0 +1,161 @@
+"""Kaggle through the official CLI: credential messages, argument composition, safe downloads.
+
+Kaggle itself is out of reach here, so a stand-in `kaggle` executable records its arguments and plays
+the server's part; the real CLI is still checked for what it does without credentials.
+"""
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import zipfile
+
+import pytest
+
+from utils import kaggle_cli
+from utils.kaggle_cli import KaggleError
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("KAGGLE_API_TOKEN", "KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+FAKE = textwrap.dedent('''\
+    #!{python}
+    import json, os, sys, zipfile
+    log = os.environ["FAKE_KAGGLE_LOG"]
+    with open(log, "a") as f:
+        f.write(json.dumps(sys.argv[1:]) + "\\n")
+    mode = os.environ.get("FAKE_KAGGLE_MODE", "ok")
+    if mode == "forbidden":
+        print("403 - Forbidden - You must accept this competition's rules before you'll be able to "
+              "download files.")
+        sys.exit(1)
+    args = sys.argv[1:]
+    if args[:2] == ["competitions", "download"]:
+        path = args[args.index("-p") + 1]
+        target = os.path.join(path, args[2] + ".zip")
+        if mode == "truncated":
+            open(target, "wb").write(b"PK\\x03\\x04 cut short")
+        else:
+            with zipfile.ZipFile(target, "w") as zf:
+                zf.writestr("train.zip", b"")
+                zf.writestr("sample_submission.csv", "id,label\\n1,0.5\\n")
+        print("Downloaded", target)
+    elif args[:2] == ["competitions", "submit"]:
+        print("Successfully submitted to", args[2])
+''')
+
+
+@pytest.fixture
+def fake_kaggle(tmp_path, monkeypatch):
+    script = tmp_path / "kaggle"
+    script.write_text(FAKE.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    log = tmp_path / "kaggle.log"
+    monkeypatch.setenv("DL1_KAGGLE_CLI", str(script))
+    monkeypatch.setenv("FAKE_KAGGLE_LOG", str(log))
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "test-token")
+
+    def calls():
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return calls
+
+
+def test_missing_credentials_say_where_to_put_them(no_credentials):
+    assert kaggle_cli.find_credentials() is None
+    with pytest.raises(KaggleError) as e:
+        kaggle_cli.download(no_credentials / "data")
+    message = str(e.value)
+    assert str(no_credentials / ".kaggle" / "access_token") in message
+    assert "KAGGLE_API_TOKEN" in message and "https://www.kaggle.com/settings" in message
+    assert "kaggle.json" in message
+
+
+def test_each_usual_credential_place_is_found(no_credentials, monkeypatch):
+    kdir = no_credentials / ".kaggle"
+    kdir.mkdir()
+    (kdir / "kaggle.json").write_text('{"username": "u", "key": "k"}')
+    assert kaggle_cli.find_credentials().endswith("kaggle.json")
+    (kdir / "kaggle.json").unlink()
+    (kdir / "access_token").write_text("tok")
+    assert kaggle_cli.find_credentials().endswith("access_token")
+    (kdir / "access_token").unlink()
+    monkeypatch.setenv("KAGGLE_USERNAME", "u")
+    monkeypatch.setenv("KAGGLE_KEY", "k")
+    assert kaggle_cli.find_credentials() == "KAGGLE_USERNAME/KAGGLE_KEY"
+
+
+def test_the_real_cli_without_credentials_gets_our_one_line_message(no_credentials, monkeypatch, capsys):
+    from utils.cli import main
+
+    monkeypatch.delenv("DL1_KAGGLE_CLI", raising=False)
+    assert main(["kaggle", "download", str(no_credentials / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dl1: error: Kaggle credentials not found") and err.count("\n") == 1
+
+
+def test_argument_composition():
+    assert kaggle_cli.download_args("dogs-vs-cats-redux-kernels-edition", "/d") == \
+        ["competitions", "download", "dogs-vs-cats-redux-kernels-edition", "-p", "/d"]
+    assert kaggle_cli.submit_args("state-farm-distracted-driver-detection", "s.csv", "first try") == \
+        ["competitions", "submit", "state-farm-distracted-driver-detection", "-f", "s.csv", "-m", "first try"]
+    with pytest.raises(KaggleError, match="needs a message"):
+        kaggle_cli.submit_args("x", "s.csv", "  ")
+
+
+def test_download_then_the_slug_is_remembered_for_submit(tmp_path, fake_kaggle):
+    data = tmp_path / "state"
+    files = kaggle_cli.download(data, "state-farm-distracted-driver-detection")
+    assert files == ["state-farm-distracted-driver-detection.zip"]
+    assert (data / files[0]).exists() and not (data / ".dl1-download").exists()
+    call = fake_kaggle()[0]
+    assert call[:3] == ["competitions", "download", "state-farm-distracted-driver-detection"]
+    assert call[call.index("-p") + 1] == str(data / ".dl1-download")  # staged, moved when complete
+    assert kaggle_cli.resolve_competition(data) == "state-farm-distracted-driver-detection"
+    assert kaggle_cli.download(data) == files  # already there: nothing downloaded again
+    assert len(fake_kaggle()) == 1
+    (tmp_path / "s.csv").write_text("id,label\n1,0.5\n")
+    kaggle_cli.submit(str(tmp_path / "s.csv"), "v1", kaggle_cli.resolve_competition(data))
+    assert fake_kaggle()[-1] == ["competitions", "submit", "state-farm-distracted-driver-detection",
+                                 "-f", str(tmp_path / "s.csv"), "-m", "v1"]
+
+
+def test_default_competition_is_the_redux_one(tmp_path, fake_kaggle):
+    kaggle_cli.download(tmp_path / "redux")
+    assert fake_kaggle()[0][2] == "dogs-vs-cats-redux-kernels-edition"
+
+
+def test_an_interrupted_download_never_leaves_a_half_file_in_place(tmp_path, fake_kaggle, monkeypatch):
+    data = tmp_path / "redux"
+    monkeypatch.setenv("FAKE_KAGGLE_MODE", "truncated")
+    with pytest.raises(KaggleError, match="incomplete or damaged; run the same command again"):
+        kaggle_cli.download(data)
+    assert not [f for f in os.listdir(data) if f.endswith(".zip")]
+    monkeypatch.setenv("FAKE_KAGGLE_MODE", "ok")
+    files = kaggle_cli.download(data)
+    with zipfile.ZipFile(data / files[0]) as zf:
+        assert zf.testzip() is None
+
+
+def test_rules_not_accepted_is_explained(tmp_path, fake_kaggle, monkeypatch):
+    monkeypatch.setenv("FAKE_KAGGLE_MODE", "forbidden")
+    with pytest.raises(KaggleError, match="accept the rules of the competition at "
+                                          "https://www.kaggle.com/c/dogs-vs-cats-redux-kernels-edition/rules"):
+        kaggle_cli.download(tmp_path / "d")
+
+
+def test_dl1_kaggle_download_command(tmp_path, fake_kaggle):
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-m", "utils.cli", "kaggle", "download", str(tmp_path / "x"),
+                          "--competition", "some-comp"], capture_output=True, text=True, cwd=repo)
+    assert out.returncode == 0, out.stderr
+    assert "Next: dl1 prepare" in out.stdout and fake_kaggle()[0][2] == "some-comp"
