@@ -27,6 +27,7 @@ from .images import (  # noqa: E402
     IMAGE_EXTENSIONS,
     UnreadableImage,
     header_problem,
+    is_hidden_or_junk,
     list_images,
     load_resized,
     natural_key,
@@ -232,9 +233,13 @@ class DirectoryIterator(_BatchIterator):
             raise DataError(f"folder not found: {directory}")
         if not os.path.isdir(directory):
             raise DataError(f"not a folder: {directory} (give the folder that holds one sub-folder per class)")
-        entries = sorted((e for e in os.scandir(directory) if not e.name.startswith(".")),
+        entries = sorted((e for e in os.scandir(directory) if not is_hidden_or_junk(e.name)),
                          key=lambda e: natural_key(e.name))
-        subdirs = [e.name for e in entries if e.is_dir(follow_symlinks=True)]
+        subdirs = [e.name for e in entries if e.is_dir(follow_symlinks=True)
+                   and (follow_links or not e.is_symlink())]
+        links = [e.name for e in entries if e.is_symlink() and e.is_dir() and not follow_links]
+        if links and classes is None:
+            _warn(f"ignoring linked folder(s) in {directory}: {', '.join(links)} (follow_links=True reads them)")
         loose, loose_skipped = [], []
         for e in entries:
             if e.is_file():
@@ -272,7 +277,8 @@ class DirectoryIterator(_BatchIterator):
         return list(classes), filenames, labels, skipped
 
     def _drop_unreadable(self, filenames, labels):
-        """Open every file's header in parallel; drop (and name) the ones Pillow cannot identify."""
+        """Open every file's header in parallel and name the ones Pillow cannot identify; labelled ones are
+        dropped, unlabelled (test) ones keep their place."""
         def check(rel):
             return header_problem(os.path.join(self.directory, rel))
 
@@ -280,9 +286,13 @@ class DirectoryIterator(_BatchIterator):
         bad = [(f, r) for f, r in zip(filenames, reasons, strict=True) if r is not None]
         if not bad:
             return filenames, labels
+        self.bad_files.update(dict(bad))
+        if self.class_mode is None:  # unlabelled (test) images keep their row: every id needs a prediction
+            _warn(f"{len(bad)} unreadable image(s) in {self.directory} get a black image, so their "
+                  "predictions mean nothing: " + _short_list(f"{f} ({r})" for f, r in bad))
+            return filenames, labels
         _warn(f"skipped {len(bad)} unreadable image(s) in {self.directory}: "
               + _short_list(f"{f} ({r})" for f, r in bad))
-        self.bad_files.update(dict(bad))
         keep = [i for i, r in enumerate(reasons) if r is None]
         if not keep:
             raise DataError(f"none of the images in {self.directory} can be read")

@@ -169,7 +169,6 @@ class FeatureCache:
         chunks = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
         bar = tqdm(total=len(todo), desc=f"Features of {what} in {batches.directory}", unit="img",
                    disable=not self.verbose)
-        before = set(batches.bad_files)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dl1-features") as loader:
             try:  # substitute=False keeps unreadable files in their rows (marked not ok below)
                 pending = loader.submit(batches.load_images, chunks[0], False)
@@ -181,5 +180,6 @@ class FeatureCache:
                     bar.update(len(chunk))
             finally:
                 bar.close()
-        for name in set(batches.bad_files) - before:
-            ok[batches.filenames.index(name)] = False
+        for i in todo:
+            if batches.filenames[i] in batches.bad_files:
+                ok[i] = False

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import zipfile
 from dataclasses import dataclass, field
 
@@ -126,10 +127,17 @@ def _images_in(folder):
 
 
 def _subfolders(folder):
+    """Class folders in ``folder``. Symbolic links are left alone (with a warning): moving images out of
+    a linked folder would move files that live elsewhere, and a link can loop back to its parent."""
     if not os.path.isdir(folder):
         return []
-    return sorted((n for n in os.listdir(folder)
-                   if not is_hidden_or_junk(n) and os.path.isdir(os.path.join(folder, n))), key=natural_key)
+    names = [n for n in os.listdir(folder)
+             if not is_hidden_or_junk(n) and os.path.isdir(os.path.join(folder, n))]
+    links = [n for n in names if os.path.islink(os.path.join(folder, n))]
+    if links:
+        print(f"Warning: ignoring linked folder(s) in {folder}: {', '.join(sorted(links))} "
+              "(copy the images in if they belong to the data)", file=sys.stderr)
+    return sorted((n for n in names if n not in links), key=natural_key)
 
 
 class _Inventory:
