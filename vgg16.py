@@ -11,7 +11,9 @@ the fast.ai topology: a ``Dropout(0.5)`` after fc1 and after fc2, and the caffe-
 (RGB->BGR, ImageNet mean subtracted) inside the model, so it takes raw 0-255 RGB images.
 ``weights='imagenet'`` (Keras cache, downloaded when online), ``None`` (random, same network) or a
 file path. ``size`` other than 224 keeps the convolutional weights but starts the dense head random:
-the ImageNet head weights only fit 224-pixel inputs.
+the ImageNet head weights only fit 224-pixel inputs. ``mixed_precision`` (True, 'auto' = on a GPU only,
+or a Keras policy name) computes in bfloat16 (float16 with loss scaling on GPUs without bfloat16) and
+keeps the softmax in float32; ``jit_compile=True`` hands the model to the backend's compiler.
 """
 
 import os
@@ -26,7 +28,7 @@ from keras import layers as L  # noqa: E402
 
 from utils.batches import get_batches as _get_batches  # noqa: E402
 from utils.errors import WeightsError  # noqa: E402
-from utils.kcompat import Adam, Sequential  # noqa: E402
+from utils.kcompat import Adam, LossScaleOptimizer, Sequential, mixed_precision_policy  # noqa: E402
 from utils.training import fit_model, predict_batches  # noqa: E402
 from utils.weightfiles import is_legacy_h5, read_legacy_h5  # noqa: E402
 from utils.weights import imagenet_weights_path, load_class_index  # noqa: E402
@@ -75,9 +77,12 @@ def _check_size(size):
 class Vgg16:
     """The VGG16 ImageNet model with the 2017 ``Vgg16`` methods (see the module docstring)."""
 
-    def __init__(self, weights="imagenet", size=224, class_index=None, dropout=0.5, verbose=True):
+    def __init__(self, weights="imagenet", size=224, class_index=None, dropout=0.5, verbose=True,
+                 mixed_precision=False, jit_compile=False):
         self.size = _size_pair(size)
         _check_size(self.size)
+        self.policy = mixed_precision_policy(mixed_precision)
+        self.jit_compile = jit_compile
         self.weights = weights
         self.class_index = class_index
         self.dropout = dropout
@@ -94,19 +99,28 @@ class Vgg16:
             print(message, flush=True)
 
     # ---- building ------------------------------------------------------------------------------------
+    @property
+    def _dtype(self):
+        """Layer dtype policy: None (float32) or a mixed one; the softmax stays float32 either way."""
+        return self.policy
+
     def _fc_block(self, name):
-        return [L.Dense(4096, activation="relu", name=name),
-                L.Dropout(self.dropout, name=f"{name}_dropout")]
+        return [L.Dense(4096, activation="relu", name=name, dtype=self._dtype),
+                L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self._dtype)]
+
+    def _softmax(self, num):
+        return L.Dense(num, activation="softmax", name="predictions", dtype="float32")
 
     def _layers(self, num_classes):
-        out = [keras.Input(shape=self.size + (3,), name="input"), VggPreprocess(name="vgg_preprocess")]
+        d = self._dtype
+        out = [keras.Input(shape=self.size + (3,), name="input"), VggPreprocess(name="vgg_preprocess", dtype=d)]
         for block, (n, filters) in enumerate(CONV_BLOCKS, start=1):
             out += [L.Conv2D(filters, 3, padding="same", activation="relu",
-                             name=f"block{block}_conv{i}") for i in range(1, n + 1)]
-            out.append(L.MaxPooling2D(2, strides=2, name=f"block{block}_pool"))
-        out.append(L.Flatten(name="flatten"))
+                             name=f"block{block}_conv{i}", dtype=d) for i in range(1, n + 1)]
+            out.append(L.MaxPooling2D(2, strides=2, name=f"block{block}_pool", dtype=d))
+        out.append(L.Flatten(name="flatten", dtype=d))
         out += self._fc_block("fc1") + self._fc_block("fc2")
-        out.append(L.Dense(num_classes, activation="softmax", name="predictions"))
+        out.append(self._softmax(num_classes))
         return out
 
     def create(self):
@@ -170,7 +184,7 @@ class Vgg16:
         model.pop()
         for layer in model.layers:
             layer.trainable = False
-        model.add(L.Dense(num, activation="softmax", name="predictions"))
+        model.add(self._softmax(num))
         self.compile()
 
     def finetune(self, batches):
@@ -181,8 +195,11 @@ class Vgg16:
         self.classes = sorted(indices, key=indices.get)
 
     def compile(self, lr=0.001):
-        self.model.compile(optimizer=Adam(learning_rate=float(lr)), loss="categorical_crossentropy",
-                           metrics=["accuracy"])
+        optimizer = Adam(learning_rate=float(lr))
+        if self.policy == "mixed_float16":  # float16 gradients underflow without loss scaling
+            optimizer = LossScaleOptimizer(optimizer)
+        self.model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"],
+                           jit_compile=self.jit_compile)
 
     def fit_data(self, trn, labels, val, val_labels, nb_epoch=1, batch_size=64, epochs=None, **kwargs):
         """Train on in-memory arrays."""
@@ -238,9 +255,9 @@ class Vgg16BN(Vgg16):
         super().__init__(weights=weights, size=size, **kwargs)
 
     def _fc_block(self, name):
-        return [L.Dense(4096, activation="relu", name=name),
-                L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6),
-                L.Dropout(self.dropout, name=f"{name}_dropout")]
+        return [L.Dense(4096, activation="relu", name=name, dtype=self._dtype),
+                L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self._dtype),
+                L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self._dtype)]
 
     def _layers(self, num_classes):
         out = super()._layers(num_classes)

@@ -123,3 +123,16 @@ def test_bad_input_is_one_line_without_traceback(args, message, course_data, tmp
     assert out.returncode != 0
     assert message in out.stderr
     assert "Traceback" not in out.stderr and "Traceback" not in out.stdout
+
+
+def test_demo_runs_the_whole_job_offline(tmp_path, capsys):
+    d = str(tmp_path / "demo")
+    assert main(["demo", d, "--n", "60", "--epochs", "1", "--size", "32", "--batch-size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "Notice: no ImageNet weights on this machine" in out and "accuracy on the synthetic test set" in out
+    results = os.path.join(d, "results")
+    for name in ("submission.csv", "demo_predictions.png", "confusion_matrix.png", "ft1.h5"):
+        assert os.path.exists(os.path.join(results, name)), name
+    assert main(["validate", os.path.join(results, "submission.csv"), "--test", os.path.join(d, "test")]) == 0
+    assert main(["demo", d, "--n", "60", "--epochs", "1", "--size", "32"]) == 0  # a second run reuses it
+    assert "reusing the one already there" in capsys.readouterr().out

@@ -257,3 +257,19 @@ def test_vgg16bn_has_batchnorm_in_the_head_and_predicts_like_vgg16(standin_weigh
 def test_bad_size_is_refused():
     with pytest.raises(ValueError, match="at least 32"):
         Vgg16(weights=None, size=16)
+
+
+def test_mixed_precision_runs_and_keeps_the_softmax_in_float32(course_data):
+    from utils.kcompat import mixed_precision_policy
+
+    assert mixed_precision_policy(False) is None and mixed_precision_policy("mixed_float16") == "mixed_float16"
+    assert mixed_precision_policy("auto") is None  # no GPU here: full precision
+    vgg = Vgg16(weights=None, size=32, verbose=False, mixed_precision="mixed_bfloat16")
+    assert vgg.model.get_layer("block3_conv1").compute_dtype == "bfloat16"
+    b = vgg.get_batches(str(course_data / "valid"), batch_size=16, verbose=False)
+    vgg.finetune(b)
+    assert vgg.model.get_layer("predictions").compute_dtype == "float32"
+    history = vgg.fit(b, b, nb_epoch=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    _, preds = vgg.test(str(course_data / "test"), batch_size=16)
+    assert preds.dtype == np.float32 and np.allclose(preds.sum(axis=1), 1, atol=1e-3)

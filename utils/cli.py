@@ -69,6 +69,11 @@ def _weights_arg(value):
     return value
 
 
+def _mixed(args):
+    value = getattr(args, "mixed_precision", "off")
+    return {"on": True, "off": False, "auto": "auto"}.get(value, value)
+
+
 def _positive_int(text):
     value = int(text)
     if value < 0:
@@ -125,7 +130,7 @@ def cmd_finetune(args):
         _need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
     results = _results(root)
     weights = _weights_arg(args.weights)
-    vgg = Vgg16(weights=weights, size=args.size)
+    vgg = Vgg16(weights=weights, size=args.size, mixed_precision=_mixed(args), jit_compile=args.jit)
     batches = vgg.get_batches(os.path.join(root, "train"), batch_size=args.batch_size, seed=args.seed)
     val_batches = vgg.get_batches(os.path.join(root, "valid"), batch_size=args.batch_size * 2,
                                   shuffle=False)
@@ -135,7 +140,7 @@ def cmd_finetune(args):
     if args.restart and os.path.exists(checkpoint):
         os.remove(checkpoint)
     info = {"classes": vgg.classes, "size": list(vgg.size), "base_weights": args.weights,
-            "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs}
+            "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs, "policy": vgg.policy}
     previous = os.path.join(results, MODEL_FILE)
     if os.path.exists(previous) and not args.restart:
         try:
@@ -165,7 +170,8 @@ def _load_trained(root, weights_file=None):
     path = weights_file or os.path.join(results, info.get("weights") or "")
     if not os.path.isfile(path):
         raise DL1Error(f"weights file not found: {path}; run 'dl1 finetune' (or give --weights)")
-    vgg = Vgg16(weights=None, size=tuple(info["size"]), verbose=False)
+    vgg = Vgg16(weights=None, size=tuple(info["size"]), verbose=False,
+                mixed_precision=info.get("policy") or False)
     vgg.ft(len(info["classes"]))
     vgg.model.load_weights(path)
     vgg.classes = list(info["classes"])
@@ -336,7 +342,8 @@ def cmd_demo(args):
             make_standin_weights(weights, os.path.join(directory, "train"), size=size, seed=args.seed)
     ft = argparse.Namespace(dir=directory, sample=False, weights=weights, size=size, epochs=args.epochs,
                             batch_size=args.batch_size, lr=0.001, seed=args.seed, no_cache=False,
-                            checkpoint_every=None, restart=False, verbose=2)
+                            checkpoint_every=None, restart=False, verbose=2, mixed_precision="auto",
+                            jit=False)
     cmd_finetune(ft)
     print("== 4/6 Predicting the test set")
     cmd_predict(argparse.Namespace(dir=directory, sample=False, weights=None, batch_size=args.batch_size,
@@ -428,6 +435,9 @@ def build_parser():
     s.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
                    help="also save a checkpoint every N batches")
     s.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    s.add_argument("--mixed-precision", choices=["auto", "on", "off"], default="auto",
+                   help="bfloat16/float16 compute: auto = on when a CUDA GPU is present (default)")
+    s.add_argument("--jit", action="store_true", help="compile the model with the backend's compiler")
     s.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras verbosity (default 1)")
     s.set_defaults(func=cmd_finetune)
 

@@ -76,7 +76,8 @@ class FrozenPrefix:
         self.model = keras.Sequential([keras.Input(shape=self.input_shape)] + list(self.layers),
                                       name="frozen_prefix")
         self.output_shape = tuple(self.model.output_shape[1:])
-        self.fingerprint = weights_fingerprint(self.layers)
+        policies = sorted({getattr(layer.dtype_policy, "name", "float32") for layer in self.layers})
+        self.fingerprint = weights_fingerprint(self.layers) + "-" + "+".join(policies)
 
     @property
     def worth_caching(self):

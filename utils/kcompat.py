@@ -100,13 +100,49 @@ def sync_optimizer(model):
         return False
     if [id(v) for v in built_for] == [id(v) for v in model.trainable_variables]:
         return False
-    keep = {id(v) for v in (getattr(opt, "_iterations", None), getattr(opt, "_learning_rate", None))
-            if v is not None}
-    opt._variables[:] = [v for v in opt._variables if id(v) in keep]
-    opt._trainable_variables = []
-    opt._trainable_variables_indices = {}
-    opt.built = False
+    for o in (opt, getattr(opt, "inner_optimizer", None)):  # a LossScaleOptimizer wraps another
+        if o is None:
+            continue
+        keep = {id(v) for v in (getattr(o, "_iterations", None), getattr(o, "_learning_rate", None))
+                if v is not None}
+        if hasattr(o, "step_counter"):
+            keep |= {id(o.step_counter), id(o.dynamic_scale)}
+        o._variables[:] = [v for v in o._variables if id(v) in keep]
+        o._trainable_variables = []
+        o._trainable_variables_indices = {}
+        o.built = False
     return True
+
+
+@keras.saving.register_keras_serializable(package="dl1")
+class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
+    """Keras' loss scaling for float16 training, with the wrapped optimizer's ``lr`` reachable."""
+
+    @property
+    def lr(self):
+        return self.inner_optimizer.lr
+
+    @lr.setter
+    def lr(self, value):
+        self.inner_optimizer.lr = value
+
+
+def mixed_precision_policy(setting):
+    """The Keras dtype policy for ``setting``: False/None -> None (float32); True -> 'mixed_bfloat16'
+    where the GPU (or CPU) computes bfloat16, else 'mixed_float16'; 'auto' -> like True on a CUDA GPU,
+    None otherwise; a policy name is returned as it is."""
+    if setting in (None, False):
+        return None
+    if isinstance(setting, str) and setting not in ("auto",):
+        return setting
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    if setting == "auto" and not on_gpu:
+        return None
+    if on_gpu and not torch.cuda.is_bf16_supported():
+        return "mixed_float16"  # e.g. the T4 of a g4dn instance
+    return "mixed_bfloat16"
 
 
 # ---- models ------------------------------------------------------------------------------------------
