@@ -74,7 +74,7 @@ def test_class_modes(tiny):
     kw = {"shuffle": False, "target_size": (8, 8), "verbose": False, "batch_size": 10}
     assert get_batches(tiny, class_mode="binary", **kw)[0][1].tolist() == [0] * 5 + [1] * 5
     assert get_batches(tiny, class_mode="sparse", **kw)[0][1].shape == (10,)
-    assert len(get_batches(tiny, class_mode=None, **kw)[0]) == 1
+    assert get_batches(tiny, class_mode=None, **kw)[0].shape == (10, 8, 8, 3)  # images only, as in 2017
 
 
 def test_get_data_and_onehot(tiny):

@@ -80,7 +80,7 @@ def test_the_7_line_recipe_learns(course_data, standin_weights, seeded):
     np.testing.assert_allclose(preds.sum(axis=1), 1, atol=1e-5)
     # rows follow test_batches.filenames: predicting images one by one, in that order, agrees
     ordered = vgg.get_batches(path + "test", shuffle=False, batch_size=1, class_mode=None, verbose=False)
-    one_by_one = np.concatenate([vgg.model.predict(ordered[i][0], verbose=0) for i in range(5)])
+    one_by_one = np.concatenate([vgg.model.predict(ordered[i], verbose=0) for i in range(5)])
     np.testing.assert_allclose(preds[:5], one_by_one, atol=1e-4)
 
 

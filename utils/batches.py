@@ -370,8 +370,8 @@ class DirectoryIterator(_BatchIterator):
         x, used = self.load_images(index_array)
         if not self.image_data_generator.is_identity:
             x = self.image_data_generator.apply_batch(x, self._aug_rng)
-        if self.class_mode is None:
-            return (x,)
+        if self.class_mode is None:  # images only, as Keras 1/2 gave them (Keras 3 reads a bare array as x)
+            return x
         if self.class_mode == "input":
             return x, x
         return x, self.labels_for(used)
@@ -401,7 +401,7 @@ class ArrayIterator(_BatchIterator):
         x = self.x[index_array].astype(np.float32, copy=False)
         x = self.image_data_generator.apply_batch(x, self._aug_rng)
         if self.y is None:
-            return (x,)
+            return x
         return x, self.y[index_array]
 
 

@@ -42,12 +42,20 @@ def _need_dir(path, hint):
         raise DL1Error(f"folder not found: {path} ({hint})")
 
 
-def _read_model(results):
+def _read_model(results, classes_from=None):
+    """What ``dl1 finetune`` recorded in ``results``; without that file (a model trained in a notebook)
+    the class names can come from the class folders of ``classes_from`` (train/ or valid/)."""
     path = os.path.join(results, MODEL_FILE)
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except FileNotFoundError:
+        for folder in classes_from or []:
+            if os.path.isdir(folder):
+                names = sorted(n for n in os.listdir(folder)
+                               if os.path.isdir(os.path.join(folder, n)) and not n.startswith("."))
+                if names:
+                    return {"classes": names}
         raise DL1Error(f"no trained model in {results}: run 'dl1 finetune' first") from None
     except ValueError as e:
         raise DL1Error(f"{path} is damaged ({e}); run 'dl1 finetune' again") from None
@@ -264,7 +272,7 @@ def cmd_submit(args):
 
     root = args.dir
     results = _results(root)
-    info = _read_model(results)
+    info = _read_model(results, [os.path.join(root, "train"), os.path.join(root, "valid")])
     preds, filenames = _load_results(results, ["test_preds.dat", "filenames.dat"], "dl1 predict DIR")
     classes = info["classes"]
     clip = _clip_value(args.clip, results)

@@ -116,6 +116,7 @@ class FeatureCache:
 
     def path_for(self, batches):
         key = json.dumps({"v": CACHE_VERSION, "weights": self.prefix.fingerprint,
+                          "folder": os.path.abspath(batches.directory),
                           "input": list(self.prefix.input_shape), "target": list(batches.target_size),
                           "interp": batches.interpolation, "color": batches.color_mode}, sort_keys=True)
         digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
