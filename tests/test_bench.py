@@ -1,0 +1,118 @@
+"""The bench scripts run at a tiny size and end with well-formed RESULT lines (bench/README.md)."""
+
+import importlib.util
+import math
+import os
+import re
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+NUMBER = r"(?:nan|[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+RESULT = re.compile(rf"^RESULT (?P<name>[a-z0-9_]+) ours=(?P<ours>{NUMBER}) baseline=(?P<baseline>{NUMBER}) "
+                    rf"ratio=(?P<ratio>{NUMBER})$")
+HAS_JAX = importlib.util.find_spec("jax") is not None
+
+
+def _load(script):
+    """Import ``bench/<script>`` as a module (the scripts put bench/ on sys.path for their helpers)."""
+    name = "dl1_bench_" + script[:-3]
+    if name in sys.modules:
+        return sys.modules[name]
+    path = list(sys.path)
+    try:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(BENCH, script))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = path
+    return module
+
+
+def run_bench(script, capsys, monkeypatch, *args):
+    """Run ``bench/<script>``'s main with ``--tiny`` in this process (its subprocesses aside: the imports
+    are paid once per test session); returns (stdout, {name: (ours, baseline, ratio)})."""
+    monkeypatch.delenv("DL1_WORKERS", raising=False)
+    monkeypatch.delenv("DL1_CACHE_DIR", raising=False)
+    monkeypatch.setattr(sys, "argv", [script, "--tiny", *args])
+    capsys.readouterr()
+    _load(script).main(["--tiny", *args])
+    out = capsys.readouterr().out
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("RESULT"):
+            m = RESULT.match(line)
+            assert m, f"malformed RESULT line from {script}: {line!r}"
+            assert m["name"] not in results, f"{script} printed {m['name']} twice"
+            results[m["name"]] = tuple(float(m[k]) for k in ("ours", "baseline", "ratio"))
+    lines = out.rstrip().splitlines()
+    assert lines and lines[-1].startswith("RESULT "), f"{script} does not end with RESULT lines:\n{out[-2000:]}"
+    return out, results
+
+
+def check(results, names, higher_is_better=()):
+    missing = [n for n in names if n not in results]
+    assert not missing, f"missing RESULT lines: {missing} (got {sorted(results)})"
+    for name, (ours, baseline, ratio) in results.items():
+        assert ours >= 0 and baseline >= 0 and ratio >= 0, f"{name}: negative figure"
+        assert all(math.isfinite(v) for v in (ours, baseline, ratio)), f"{name}: not a number"
+    for name in higher_is_better:  # ratio = ours / baseline
+        ours, baseline, ratio = results[name]
+        assert ratio == pytest.approx(ours / baseline, rel=2e-3, abs=2e-4)
+
+
+def test_result_line_format():
+    _common = _load("_common.py")
+    assert RESULT.match(_common.RESULT_FORMAT.format(name="x_y", ours=_common.fmt(1234.5678),
+                                                     baseline=_common.fmt(1e-7), ratio=_common.fmt(float("nan"))))
+    assert _common.fmt(51380352.0) == "51380352"
+    assert float(_common.fmt(0.12345)) == pytest.approx(0.1235)
+
+
+def test_bench_pipeline_tiny(capsys, monkeypatch):
+    out, results = run_bench("bench_pipeline.py", capsys, monkeypatch)
+    check(results, ["decode_vs_pil_loop", "decode_vs_torch_dataloader", "decode_next_vs_pil_loop",
+                    "decode_1thread_vs_pil_loop"], higher_is_better=["decode_vs_pil_loop"])
+    assert "images/s" in out and "cpu:" in out and "per-image profile" in out
+
+
+def test_bench_recipe_tiny(capsys, monkeypatch):
+    out, results = run_bench("bench_recipe.py", capsys, monkeypatch)
+    check(results, ["recipe_1epoch_vs_plain_keras", "recipe_3epoch_vs_plain_keras",
+                    "recipe_rerun_3epoch_vs_plain_keras", "val_accuracy_1epoch_vs_plain_keras",
+                    "val_accuracy_3epoch_vs_plain_keras"], higher_is_better=["val_accuracy_3epoch_vs_plain_keras"])
+    ours, baseline, ratio = results["recipe_3epoch_vs_plain_keras"]  # seconds: ratio = baseline / ours
+    assert ratio == pytest.approx(baseline / ours, rel=2e-3)
+    for name in ("val_accuracy_1epoch_vs_plain_keras", "val_accuracy_3epoch_vs_plain_keras"):
+        assert 0 <= results[name][0] <= 1 and 0 <= results[name][1] <= 1
+    assert "same weights as ours: checked" in out
+
+
+def test_bench_arrays_tiny(capsys, monkeypatch):
+    _, results = run_bench("bench_arrays.py", capsys, monkeypatch)
+    names = [f"{kind}{suffix}" for suffix in ("", "_fc", "_images")
+             for kind in ("save_array_write_vs_np_save", "load_array_vs_np_load", "save_array_bytes_vs_np_save")]
+    check(results, names)
+    ours, baseline, ratio = results["save_array_bytes_vs_np_save_images"]  # bytes: ratio = baseline / ours
+    assert ratio == pytest.approx(baseline / ours, rel=2e-3) and ratio > 1
+
+
+def test_bench_backends_torch_only_tiny(capsys, monkeypatch):
+    """Without jax (as in CI): torch is measured, the comparisons are SKIP lines with nan baselines."""
+    out, results = run_bench("bench_backends.py", capsys, monkeypatch, "--backends", "torch")
+    names = ["torch_vs_jax_forward", "torch_vs_jax_train_step", "torch_vs_jax_first_predict_seconds"]
+    assert sorted(results) == sorted(names)
+    for name in names:
+        assert f"SKIP {name}: " in out
+        ours, baseline, ratio = results[name]
+        assert ours > 0 and math.isnan(baseline) and math.isnan(ratio)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_JAX, reason="jax is not installed (bench_backends compares torch with jax)")
+def test_bench_backends_tiny(capsys, monkeypatch):
+    _, results = run_bench("bench_backends.py", capsys, monkeypatch)
+    check(results, ["torch_vs_jax_forward", "torch_vs_jax_train_step"], higher_is_better=["torch_vs_jax_forward"])
