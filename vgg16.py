@@ -13,7 +13,8 @@ the fast.ai topology: a ``Dropout(0.5)`` after fc1 and after fc2, and the caffe-
 file path. ``size`` other than 224 keeps the convolutional weights but starts the dense head random:
 the ImageNet head weights only fit 224-pixel inputs. ``mixed_precision`` (True, 'auto' = on a GPU only,
 or a Keras policy name) computes in bfloat16 (float16 with loss scaling on GPUs without bfloat16) and
-keeps the softmax in float32; ``jit_compile=True`` hands the model to the backend's compiler.
+keeps the softmax in float32; ``jit_compile`` goes to Keras ('auto': XLA on JAX, none on PyTorch;
+True: also ``torch.compile``, which pays off on long GPU runs after a slow first step).
 """
 
 import os
@@ -28,6 +29,7 @@ from keras import layers as L  # noqa: E402
 
 from utils.batches import get_batches as _get_batches  # noqa: E402
 from utils.errors import WeightsError  # noqa: E402
+from utils.fastconv import Conv2D, MaxPooling2D  # noqa: E402
 from utils.kcompat import Adam, LossScaleOptimizer, Sequential, mixed_precision_policy  # noqa: E402
 from utils.training import fit_model, predict_batches  # noqa: E402
 from utils.weightfiles import is_legacy_h5, read_legacy_h5  # noqa: E402
@@ -78,7 +80,7 @@ class Vgg16:
     """The VGG16 ImageNet model with the 2017 ``Vgg16`` methods (see the module docstring)."""
 
     def __init__(self, weights="imagenet", size=224, class_index=None, dropout=0.5, verbose=True,
-                 mixed_precision=False, jit_compile=False):
+                 mixed_precision=False, jit_compile="auto"):
         self.size = _size_pair(size)
         _check_size(self.size)
         self.policy = mixed_precision_policy(mixed_precision)
@@ -115,9 +117,9 @@ class Vgg16:
         d = self._dtype
         out = [keras.Input(shape=self.size + (3,), name="input"), VggPreprocess(name="vgg_preprocess", dtype=d)]
         for block, (n, filters) in enumerate(CONV_BLOCKS, start=1):
-            out += [L.Conv2D(filters, 3, padding="same", activation="relu",
-                             name=f"block{block}_conv{i}", dtype=d) for i in range(1, n + 1)]
-            out.append(L.MaxPooling2D(2, strides=2, name=f"block{block}_pool", dtype=d))
+            out += [Conv2D(filters, 3, padding="same", activation="relu",
+                           name=f"block{block}_conv{i}", dtype=d) for i in range(1, n + 1)]
+            out.append(MaxPooling2D(2, strides=2, name=f"block{block}_pool", dtype=d))
         out.append(L.Flatten(name="flatten", dtype=d))
         out += self._fc_block("fc1") + self._fc_block("fc2")
         out.append(self._softmax(num_classes))

@@ -45,6 +45,7 @@ _add("utils.sample", ["write_sample"])
 _add("utils.errors", ["DL1Error", "DataError", "WeightsError", "SubmissionError"])
 _add("utils.kcompat", ["Sequential", "Model", "SGD", "RMSprop", "Adam", "Adagrad", "Adadelta", "Adamax",
                        "Nadam", "Convolution2D"])
+_add("utils.fastconv", ["Conv2D", "MaxPooling2D"])  # Keras' layers, without layout copies on torch
 _add("utils.kbackend", alias="K")
 _add("utils.image", alias="image")
 
@@ -85,7 +86,7 @@ _add("IPython.display", ["FileLink", "display"])
 _add("keras", alias="keras")
 _add("keras.layers", ["Input", "Embedding", "Reshape", "LSTM", "Bidirectional", "TimeDistributed",
                       "Activation", "SimpleRNN", "GRU", "Flatten", "Dense", "Dropout", "Lambda",
-                      "BatchNormalization", "Conv1D", "Conv2D", "MaxPooling1D", "MaxPooling2D",
+                      "BatchNormalization", "Conv1D", "MaxPooling1D",
                       "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D",
                       "UpSampling2D", "Concatenate", "Add", "Dot"])
 _add("keras.regularizers", ["l1", "l2", "l1_l2"])

@@ -191,7 +191,7 @@ class DirectoryIterator(_BatchIterator):
 
     def __init__(self, directory, image_data_generator=None, target_size=(256, 256), color_mode="rgb",
                  classes=None, class_mode="categorical", batch_size=32, shuffle=True, seed=None,
-                 interpolation="bilinear", follow_links=False, verbose=True, check_files=True,
+                 interpolation="nearest", follow_links=False, verbose=True, check_files=True,
                  dtype="float32", **ignored):
         if class_mode not in ("categorical", "binary", "sparse", "input", None):
             raise ValueError(f"class_mode must be 'categorical', 'binary', 'sparse', 'input' or None, "
@@ -395,7 +395,9 @@ class ArrayIterator(_BatchIterator):
         self.x = x
         self.y = None if y is None else np.asarray(y)
         self.image_data_generator = image_data_generator or ImageDataGenerator()
-        super().__init__(len(x), batch_size, shuffle, seed)
+        # in-memory slices need no prefetch threads (Keras would start a pool every epoch)
+        workers = 2 if self.image_data_generator.is_random else 1
+        super().__init__(len(x), batch_size, shuffle, seed, prefetch_workers=workers)
 
     def _get_batch(self, index_array):
         x = self.x[index_array].astype(np.float32, copy=False)
@@ -409,6 +411,10 @@ class ArrayIterator(_BatchIterator):
 def get_batches(dirname, gen=None, shuffle=True, batch_size=4, class_mode="categorical",
                 target_size=(224, 224), **kwargs):
     """Batches of images from ``dirname``'s class sub-folders (2017 ``utils.get_batches``).
+
+    Images are resized with ``interpolation='nearest'``, as Keras 1/2 did; JPEGs are first decoded at
+    a reduced scale (a DCT-domain average), so large downscales stay smooth. 'bilinear', 'bicubic',
+    'lanczos' or 'box' resize more smoothly and cost more (``bench/bench_pipeline.py``).
 
     ``gen`` is an ``ImageDataGenerator`` for augmentation (default: none); ``class_mode=None`` for
     unlabelled test images; extra keyword arguments go to :class:`DirectoryIterator`

@@ -138,7 +138,8 @@ def cmd_finetune(args):
         _need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
     results = _results(root)
     weights = _weights_arg(args.weights)
-    vgg = Vgg16(weights=weights, size=args.size, mixed_precision=_mixed(args), jit_compile=args.jit)
+    vgg = Vgg16(weights=weights, size=args.size, mixed_precision=_mixed(args),
+                jit_compile=True if args.jit else "auto")
     batches = vgg.get_batches(os.path.join(root, "train"), batch_size=args.batch_size, seed=args.seed)
     val_batches = vgg.get_batches(os.path.join(root, "valid"), batch_size=args.batch_size * 2,
                                   shuffle=False)

@@ -124,14 +124,17 @@ def open_image(path, target_size=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
+            # JPEG keeps EXIF in info["exif"]; other formats (TIFF tags, PNG eXIf) are asked directly
+            has_exif = img.format != "JPEG" or "exif" in img.info
+            orientation = img.getexif().get(0x0112, 1) if has_exif else 1
             if target_size is not None and img.format == "JPEG":
                 h, w = target_size
-                orientation = img.getexif().get(0x0112, 1)
                 if orientation in (5, 6, 7, 8):  # rotated 90 degrees: width and height swap after transpose
                     h, w = w, h
                 img.draft("RGB", (w, h))
             img.load()
-            img = ImageOps.exif_transpose(img)
+            if orientation != 1:  # exif_transpose copies the image even when there is nothing to turn
+                img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
     except UnreadableImage:
         raise
@@ -182,7 +185,7 @@ def resample_filter(interpolation):
         ) from None
 
 
-def load_resized(path, target_size, interpolation="bilinear", out=None, transform=None):
+def load_resized(path, target_size, interpolation="nearest", out=None, transform=None):
     """Decode ``path`` to a (h, w, 3) array of 0-255 values, resized to ``target_size`` = (h, w).
 
     With ``out`` (a float32 or uint8 array slot of that shape) the pixels are written there and no

@@ -23,6 +23,7 @@ from .backend import configure_backend
 configure_backend()
 import keras  # noqa: E402
 
+from . import fastconv  # noqa: E402
 from .atomic import atomic_path  # noqa: E402
 from .weightfiles import is_legacy_h5, load_legacy_h5  # noqa: E402
 
@@ -249,7 +250,7 @@ class Model(CompatModelMixin, keras.Model):
 
 # ---- layers ------------------------------------------------------------------------------------------
 @keras.saving.register_keras_serializable(package="dl1")
-class Convolution2D(keras.layers.Conv2D):
+class Convolution2D(fastconv.Conv2D):
     """Keras 1 ``Convolution2D(nb_filter, nb_row, nb_col, border_mode=, subsample=, W_regularizer=)``;
     the Keras 2/3 form ``Convolution2D(filters, (3, 3), padding=...)`` works too. ``isinstance`` checks
     and ``split_at`` treat it as ``Conv2D``."""
@@ -277,5 +278,10 @@ def _warn_channels_first(dim_ordering):
 
 
 def layer_class(layer_type):
-    """The Keras class that ``layer_type`` stands for (``Convolution2D`` -> ``Conv2D``)."""
-    return keras.layers.Conv2D if layer_type is Convolution2D else layer_type
+    """The Keras class that ``layer_type`` stands for (``Convolution2D`` and our fast ``Conv2D`` ->
+    ``keras.layers.Conv2D``), so that type checks find layers however they were made."""
+    if isinstance(layer_type, type) and issubclass(layer_type, keras.layers.Conv2D):
+        return keras.layers.Conv2D
+    if isinstance(layer_type, type) and issubclass(layer_type, keras.layers.MaxPooling2D):
+        return keras.layers.MaxPooling2D
+    return layer_type
