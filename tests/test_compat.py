@@ -140,3 +140,31 @@ def test_plots_and_confusion_matrix_save_pngs(tmp_path, capsys):
     assert "[[5 1]" in capsys.readouterr().out
     for name in ("p.png", "c.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_copy_free_conv_and_pool_match_keras_and_share_weight_files(tmp_path):
+    import keras
+    import torch
+
+    from utils import fastconv
+
+    def net(conv, pool):
+        return Sequential([keras.Input((16, 12, 3)), conv(8, 3, padding="same", activation="relu"), pool(2),
+                           conv(4, (3, 5), padding="valid"), conv(4, 3, strides=2, padding="same"),
+                           keras.layers.Flatten(), keras.layers.Dense(2)])
+    ours = net(fastconv.Conv2D, fastconv.MaxPooling2D)
+    plain = net(keras.layers.Conv2D, keras.layers.MaxPooling2D)
+    plain.set_weights(ours.get_weights())
+    x = np.random.default_rng(0).uniform(0, 255, (3, 16, 12, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
+    grads = []
+    for m in (ours, plain):
+        out = m(torch.tensor(x)).sum()
+        grads.append(torch.autograd.grad(out, [v.value for v in m.trainable_variables]))
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-3)
+    plain.save_weights(str(tmp_path / "plain.h5"))  # a file from a model built with Keras' own layers
+    fresh = net(fastconv.Conv2D, fastconv.MaxPooling2D)
+    fresh.load_weights(str(tmp_path / "plain.h5"))
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
+    assert isinstance(ours.layers[0], keras.layers.Conv2D)
