@@ -159,3 +159,85 @@ def test_dl1_kaggle_download_command(tmp_path, fake_kaggle):
                           "--competition", "some-comp"], capture_output=True, text=True, cwd=repo)
     assert out.returncode == 0, out.stderr
     assert "Next: dl1 prepare" in out.stdout and fake_kaggle()[0][2] == "some-comp"
+
+
+SLOW_FAKE = textwrap.dedent('''\
+    #!{python}
+    import os, shutil, sys, time
+    args = sys.argv[1:]
+    path = args[args.index("-p") + 1]
+    src = os.environ["FAKE_KAGGLE_SOURCE"]
+    with open(src, "rb") as fin, open(os.path.join(path, args[2] + ".zip"), "wb") as fout:
+        while True:  # a slow network: the file grows chunk by chunk
+            chunk = fin.read(64 * 1024)
+            if not chunk:
+                break
+            fout.write(chunk)
+            fout.flush()
+            time.sleep(0.01)
+''')
+
+
+def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, monkeypatch):
+    """`dl1 kaggle download` then `dl1 prepare` from the zips, each SIGKILLed at random moments many
+    times, then finished: every image of the competition's zip is there exactly once, by content."""
+    import hashlib
+    import random
+    import signal
+    import time
+    from collections import Counter
+
+    from utils.sample import write_sample
+
+    raw = tmp_path / "raw"
+    write_sample(str(raw), n=300, n_test=60, seed=4, max_side=96, progress=False)
+    source = tmp_path / "dogs-vs-cats-redux-kernels-edition.zip"
+    with zipfile.ZipFile(source, "w") as bundle:  # Kaggle's layout: a zip holding train.zip and test.zip
+        for split in ("train", "test"):
+            inner = tmp_path / f"{split}.zip"
+            with zipfile.ZipFile(inner, "w") as zf:
+                for name in sorted(os.listdir(raw / split)):
+                    zf.write(raw / split / name, f"{split}/{name}")
+            bundle.write(inner, f"{split}.zip")
+    script = tmp_path / "kaggle"
+    script.write_text(SLOW_FAKE.format(python=sys.executable))
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "DL1_KAGGLE_CLI": str(script), "FAKE_KAGGLE_SOURCE": str(source),
+           "KAGGLE_API_TOKEN": "test-token"}
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    data = tmp_path / "data"
+    rng = random.Random(1)
+
+    def hashes(folder, names):
+        out = Counter()
+        for root, _, files in os.walk(folder):
+            parts = os.path.relpath(root, folder).split(os.sep)
+            for f in files:
+                if f.endswith(".jpg") and any(part in parts for part in names):
+                    out[hashlib.sha1(open(os.path.join(root, f), "rb").read()).hexdigest()] += 1
+        return out
+
+    def kill_loop(args, rounds, max_delay):
+        killed = 0
+        for _ in range(rounds):
+            proc = subprocess.Popen([sys.executable, "-m", "utils.cli", *args], cwd=repo, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.05, max_delay))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed += 1
+            proc.wait()
+            # a killed download never leaves a partial file under its real name
+            assert not (data / source.name).exists() or zipfile.ZipFile(data / source.name).testzip() is None
+        done = subprocess.run([sys.executable, "-m", "utils.cli", *args], cwd=repo, env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return killed
+
+    assert kill_loop(["kaggle", "download", str(data)], 6, 0.8) >= 1
+    assert hashlib.sha1((data / source.name).read_bytes()).digest() == hashlib.sha1(source.read_bytes()).digest()
+    prepare = ["prepare", str(data), "--valid", "40", "--sample-train", "20", "--sample-valid", "10"]
+    kill_loop(prepare, 6, 1.5)
+    labelled = hashes(data, ["train", "valid"]) - hashes(data / "sample", ["train", "valid"])
+    assert labelled == hashes(raw, ["train"])
+    assert hashes(data, ["test"]) == hashes(raw, ["test"])
