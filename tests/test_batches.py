@@ -156,3 +156,16 @@ def test_augmented_batches_keep_shape_and_range(tiny):
     assert x.shape == (10, 16, 16, 3) and x.min() >= 0 and x.max() <= 255
     plain = get_batches(tiny, shuffle=True, seed=2, target_size=(16, 16), batch_size=10, verbose=False)
     assert not np.allclose(x, plain[0][0])
+
+
+def test_mix_iterator_concatenates_one_batch_of_each(tiny):
+    from utils.augment import ImageDataGenerator
+    from utils.batches import MixIterator
+
+    real = get_batches(tiny, batch_size=4, shuffle=False, target_size=(8, 8), verbose=False)
+    pseudo = ImageDataGenerator().flow(np.zeros((6, 8, 8, 3)), np.tile([[0.5, 0.5]], (6, 1)), batch_size=2,
+                                       shuffle=False)
+    mix = MixIterator([real, pseudo])
+    x, y = next(mix)
+    assert x.shape == (6, 8, 8, 3) and y.shape == (6, 2) and mix.N == 16
+    assert y[:4].tolist() == [[1, 0]] * 4 and y[4:].tolist() == [[0.5, 0.5]] * 2

@@ -30,7 +30,7 @@ def _add(module, names=None, alias=None):
 # --- the helpers of the 2017 utils.py, one module per job --------------------------------------------
 _add("vgg16", ["Vgg16", "Vgg16BN", "vgg_mean", "vgg_preprocess"])
 _add("utils.batches", ["get_batches", "get_data", "get_classes", "onehot", "DirectoryIterator",
-                       "ArrayIterator"])
+                       "ArrayIterator", "MixIterator"])
 _add("utils.augment", ["ImageDataGenerator"])
 _add("utils.plotting", ["plots", "plot_confusion_matrix"])
 _add("utils.imageops", ["gray", "to_plot", "floor", "ceil", "mk_size", "mk_square", "to_bw"])

@@ -407,6 +407,39 @@ class ArrayIterator(_BatchIterator):
         return x, self.y[index_array]
 
 
+class MixIterator:
+    """Batches made of one batch from each of several iterators, concatenated (2017 ``MixIterator``,
+    used for pseudo-labelling: real labelled batches mixed with batches of pseudo-labelled images).
+
+    The 2017 class had no ``__next__`` (Python 2 only) and mistook any list for a list of lists.
+    """
+
+    def __init__(self, iters):
+        self.iters = list(iters)
+        if not self.iters:
+            raise ValueError("MixIterator needs at least one iterator")
+        self.n = sum(getattr(it, "n", 0) for it in self.iters)
+
+    @property
+    def N(self):  # noqa: N802 (the 2017 name)
+        return self.n
+
+    def reset(self):
+        for it in self.iters:
+            it.reset()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        parts = [next(it) for it in self.iters]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
+        return np.concatenate(parts)
+
+    next = __next__
+
+
 # ---- the 2017 helper functions ---------------------------------------------------------------------
 def get_batches(dirname, gen=None, shuffle=True, batch_size=4, class_mode="categorical",
                 target_size=(224, 224), **kwargs):
