@@ -113,21 +113,18 @@ def cmd_prepare(args):
     return 0
 
 
-class _EpochWeights:
-    """Keras callback factory: save ``ft<epoch>.h5`` (1-based) and the model info after each epoch."""
+def _epoch_weights_saver(vgg, results, info):
+    """A Keras callback that saves ``ft<epoch>.h5`` (1-based) and the model info after each epoch."""
+    import keras
 
-    @staticmethod
-    def make(vgg, results, info):
-        import keras
+    class SaveEpochWeights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            name = f"ft{epoch + 1}.h5"
+            vgg.model.save_weights(os.path.join(results, name))
+            info.update(weights=name, epochs_done=epoch + 1, val_accuracy=(logs or {}).get("val_accuracy"))
+            _write_model(results, info)
 
-        class Saver(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                name = f"ft{epoch + 1}.h5"
-                vgg.model.save_weights(os.path.join(results, name))
-                info.update(weights=name, epochs_done=epoch + 1,
-                            val_accuracy=(logs or {}).get("val_accuracy"))
-                _write_model(results, info)
-        return Saver()
+    return SaveEpochWeights()
 
 
 def cmd_finetune(args):
@@ -162,7 +159,7 @@ def cmd_finetune(args):
     start = time.time()
     history = vgg.fit(batches, val_batches, nb_epoch=args.epochs, cache=not args.no_cache,
                       checkpoint=checkpoint, checkpoint_every=args.checkpoint_every,
-                      callbacks=[_EpochWeights.make(vgg, results, info)], verbose=args.verbose)
+                      callbacks=[_epoch_weights_saver(vgg, results, info)], verbose=args.verbose)
     _write_model(results, info)
     acc = history.history.get("val_accuracy") or [info.get("val_accuracy")]
     print(f"Fine-tuned {info.get('epochs_done', 0)} epoch(s) in {time.time() - start:.0f}s; "
