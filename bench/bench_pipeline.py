@@ -144,24 +144,27 @@ def race(contenders, n, repeats):
 
 
 def in_process_pools_ok():
-    import utils.batches as ub
+    import utils.pools as up
 
-    return hasattr(ub, "_POOL") and callable(getattr(ub, "decode_pool", None))
+    return isinstance(getattr(up, "_POOLS", None), dict) and callable(getattr(up, "decode_pool", None))
 
 
 def with_pool(fn, pool):
     """``fn`` run with ``pool`` as the library's decode pool: the same as a process started with
     ``DL1_WORKERS=<pool size>`` (the pool is the only thing that variable sets), but measured in turn with
     the other contenders instead of minutes apart."""
-    import utils.batches as ub
+    import utils.pools as up
 
     def run():
-        saved = ub._POOL
-        ub._POOL = pool
+        saved = up._POOLS.get("decode")
+        up._POOLS["decode"] = pool
         try:
             return fn()
         finally:
-            ub._POOL = saved
+            if saved is None:
+                up._POOLS.pop("decode", None)
+            else:
+                up._POOLS["decode"] = saved
 
     return run
 
@@ -170,7 +173,7 @@ def probe(directory, size, batch_size, repeats):
     """Subprocess mode: ours only, with whatever DL1_WORKERS the parent set; prints one JSON line."""
     batches, _, by_index, _ = ours_factory(directory, size, batch_size)
     rates, _ = race({"ours": by_index}, batches.n, repeats)
-    from utils.batches import decode_workers
+    from utils.pools import decode_workers
 
     print("PROBE " + json.dumps({"workers": decode_workers(), "img_s": rates["ours"]}), flush=True)
 
@@ -268,7 +271,7 @@ def bench_setting(directory, size, batch_size, repeats, workers, suffix, with_ex
     if with_extras:
         contenders["ours_next"] = by_next
         contenders["ours_index_bilinear"] = ours_factory(directory, size, batch_size, "bilinear")[2]
-    from utils.batches import decode_workers
+    from utils.pools import decode_workers
 
     own = decode_workers()  # what ours_index runs with (DL1_WORKERS or the CPU count)
     counts = sorted({1, *sweep}) if sweep else []

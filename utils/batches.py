@@ -12,7 +12,6 @@ import math
 import os
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,26 +31,7 @@ from .images import (  # noqa: E402
     load_resized,
     natural_key,
 )
-
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def decode_workers():
-    """Threads used to decode images: ``DL1_WORKERS`` or the number of CPU cores."""
-    env = os.environ.get("DL1_WORKERS")
-    if env:
-        return max(1, int(env))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-def decode_pool():
-    """The process-wide thread pool that decodes images (created on first use)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=decode_workers(), thread_name_prefix="dl1-decode")
-        return _POOL
+from .pools import decode_pool, decode_workers, prefetch_pool  # noqa: E402, F401 (decode_workers: API)
 
 
 def onehot(x, num_classes=None):
@@ -167,23 +147,12 @@ class _BatchIterator(keras.utils.PyDataset):
         if self.batch_index >= len(self):
             self.on_epoch_end()
         key, idx = (self.epoch, self.batch_index), self.batch_index
-        self._prefetched = (key, _prefetch_pool().submit(self.__getitem__, idx))
+        self._prefetched = (key, prefetch_pool().submit(self.__getitem__, idx))
         return batch
 
     def next(self):
         """Python 2 spelling, kept for 2017 code."""
         return self.__next__()
-
-
-_PREFETCH = None
-
-
-def _prefetch_pool():
-    global _PREFETCH
-    with _POOL_LOCK:
-        if _PREFETCH is None:
-            _PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dl1-prefetch")
-        return _PREFETCH
 
 
 class DirectoryIterator(_BatchIterator):

@@ -163,25 +163,25 @@ class FeatureCache:
         return out, ok
 
     def _compute(self, batches, todo, out, ok, partial):
-        from concurrent.futures import ThreadPoolExecutor
-
         from tqdm.auto import tqdm
+
+        from .pools import prefetch_pool
 
         what = f"{len(todo)} new or changed images" if partial else f"{len(todo)} images"
         chunks = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
         bar = tqdm(total=len(todo), desc=f"Features of {what} in {batches.directory}", unit="img",
                    disable=not self.verbose)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dl1-features") as loader:
-            try:  # substitute=False keeps unreadable files in their rows (marked not ok below)
-                pending = loader.submit(batches.load_images, chunks[0], False)
-                for n, chunk in enumerate(chunks):
-                    x, _ = pending.result()
-                    if n + 1 < len(chunks):  # decode the next chunk while this one goes through the model
-                        pending = loader.submit(batches.load_images, chunks[n + 1], False)
-                    out[chunk] = self.prefix.model.predict_on_batch(x)
-                    bar.update(len(chunk))
-            finally:
-                bar.close()
+        loader = prefetch_pool()
+        try:  # substitute=False keeps unreadable files in their rows (marked not ok below)
+            pending = loader.submit(batches.load_images, chunks[0], False)
+            for n, chunk in enumerate(chunks):
+                x, _ = pending.result()
+                if n + 1 < len(chunks):  # decode the next chunk while this one goes through the model
+                    pending = loader.submit(batches.load_images, chunks[n + 1], False)
+                out[chunk] = self.prefix.model.predict_on_batch(x)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
         for i in todo:
             if batches.filenames[i] in batches.bad_files:
                 ok[i] = False

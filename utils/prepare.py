@@ -28,6 +28,7 @@ import numpy as np
 from .atomic import atomic_path, remove_stale_temps, write_text
 from .errors import DataError
 from .images import header_problem, is_hidden_or_junk, is_image_name, natural_key
+from .pools import decode_pool
 
 RECORD = ".dl1-prepare.json"
 DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
@@ -296,11 +297,8 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
     if check_images:
         pending = [(n, os.path.join(path, inv.where[n][0])) for n in inv.where
                    if not inv.where[n][0].startswith("unreadable")]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-            problems = list(tqdm(pool.map(lambda p: header_problem(p[1]), pending), total=len(pending),
-                                 desc="Checking images", unit="img", disable=not progress))
+        problems = list(tqdm(decode_pool().map(lambda p: header_problem(p[1]), pending), total=len(pending),
+                             desc="Checking images", unit="img", disable=not progress))
         unreadable = {n for (n, _), r in zip(pending, problems, strict=True) if r}
         unreadable |= {n for n, p in inv.where.items() if p[0].startswith("unreadable")}
         report.unreadable = sorted(os.path.join(path, inv.where[n][0]) for n in unreadable)

@@ -103,9 +103,9 @@ def write_sample(directory, n=200, n_test=None, seed=0, layout="kaggle", valid_f
     ``test/unknown/``. The true classes of the test images go to ``test_truth.csv`` (id, label 1=dog)
     so results on the synthetic test set can be scored.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm.auto import tqdm
+
+    from .pools import decode_pool
 
     if layout not in ("kaggle", "course"):
         raise DataError(f"layout must be 'kaggle' or 'course', not {layout!r}")
@@ -141,10 +141,9 @@ def write_sample(directory, n=200, n_test=None, seed=0, layout="kaggle", valid_f
         img, quality = make_image(seed, label, index, max_side)
         _write(path, img, quality)
 
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        for _ in tqdm(pool.map(run, jobs), total=len(jobs), desc=f"Writing sample to {directory}",
-                      unit="img", disable=not progress):
-            pass
+    for _ in tqdm(decode_pool().map(run, jobs), total=len(jobs), desc=f"Writing sample to {directory}",
+                  unit="img", disable=not progress):
+        pass
     with atomic_path(os.path.join(directory, "test_truth.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["id", "label"])
