@@ -50,6 +50,15 @@ def cached_path(remote):
     return path if os.path.isfile(path) and os.path.getsize(path) > 0 else None
 
 
+def local_path(remote, env_var=None):
+    """``remote`` on this machine, never downloaded: the file ``env_var`` names if it exists, else the
+    Keras cache copy, else None."""
+    env = os.environ.get(env_var) if env_var else None
+    if env and os.path.isfile(os.path.expanduser(env)):
+        return os.path.expanduser(env)
+    return cached_path(remote)
+
+
 def offline():
     return os.environ.get("DL1_OFFLINE", "").lower() in ("1", "true", "yes")
 
@@ -62,7 +71,7 @@ def fetch(remote, env_var=None, what="file"):
         if not os.path.isfile(path):
             raise WeightsError(f"{env_var}={path} but that file does not exist")
         return path
-    path = cached_path(remote)
+    path = local_path(remote)
     if path:
         return path
     reason = "DL1_OFFLINE is set"
@@ -92,8 +101,7 @@ def imagenet_weights_path():
 
 def have_imagenet_weights():
     """True when the ImageNet weights are on this machine already (no download attempted)."""
-    env = os.environ.get("DL1_WEIGHTS")
-    return bool(env and os.path.isfile(env)) or cached_path(VGG16_WEIGHTS) is not None
+    return local_path(VGG16_WEIGHTS, "DL1_WEIGHTS") is not None
 
 
 def load_class_index(path=None, download=True, notice=None):
@@ -103,9 +111,7 @@ def load_class_index(path=None, download=True, notice=None):
     is false), placeholder names ``class_0`` ... ``class_999`` are returned and ``notice`` (a print
     function) is told why: the names are for display only, the weights work without them.
     """
-    if path is None:
-        env = os.environ.get("DL1_CLASS_INDEX")
-        path = env if env and os.path.isfile(env) else cached_path(IMAGENET_CLASS_INDEX)
+    path = path or local_path(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX")
     if path is None and download:
         try:
             path = fetch(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX", "ImageNet class index")
