@@ -101,20 +101,15 @@ class Vgg16:
             print(message, flush=True)
 
     # ---- building ------------------------------------------------------------------------------------
-    @property
-    def _dtype(self):
-        """Layer dtype policy: None (float32) or a mixed one; the softmax stays float32 either way."""
-        return self.policy
-
     def _fc_block(self, name):
-        return [L.Dense(4096, activation="relu", name=name, dtype=self._dtype),
-                L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self._dtype)]
+        return [L.Dense(4096, activation="relu", name=name, dtype=self.policy),
+                L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self.policy)]
 
     def _softmax(self, num):
         return L.Dense(num, activation="softmax", name="predictions", dtype="float32")
 
     def _layers(self, num_classes):
-        d = self._dtype
+        d = self.policy  # layer dtype policy: None (float32) or a mixed one; the softmax stays float32
         out = [keras.Input(shape=self.size + (3,), name="input"), VggPreprocess(name="vgg_preprocess", dtype=d)]
         for block, (n, filters) in enumerate(CONV_BLOCKS, start=1):
             out += [Conv2D(filters, 3, padding="same", activation="relu",
@@ -257,9 +252,9 @@ class Vgg16BN(Vgg16):
         super().__init__(weights=weights, size=size, **kwargs)
 
     def _fc_block(self, name):
-        return [L.Dense(4096, activation="relu", name=name, dtype=self._dtype),
-                L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self._dtype),
-                L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self._dtype)]
+        return [L.Dense(4096, activation="relu", name=name, dtype=self.policy),
+                L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self.policy),
+                L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self.policy)]
 
     def _layers(self, num_classes):
         out = super()._layers(num_classes)

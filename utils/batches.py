@@ -23,10 +23,10 @@ import keras  # noqa: E402
 from .augment import ImageDataGenerator  # noqa: E402
 from .errors import DataError  # noqa: E402
 from .images import (  # noqa: E402
-    IMAGE_EXTENSIONS,
     UnreadableImage,
     header_problem,
     is_hidden_or_junk,
+    is_image_name,
     list_images,
     load_resized,
     natural_key,
@@ -212,7 +212,7 @@ class DirectoryIterator(_BatchIterator):
         loose, loose_skipped = [], []
         for e in entries:
             if e.is_file():
-                (loose if e.name.lower().endswith(IMAGE_EXTENSIONS) else loose_skipped).append(e.name)
+                (loose if is_image_name(e.name) else loose_skipped).append(e.name)
         if classes is None:
             classes = [d for d in sorted(subdirs) if d not in ("__MACOSX",)]
         else:
