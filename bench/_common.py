@@ -165,7 +165,7 @@ def workdir(out=None, prefix="dl1-bench-"):
 
 def make_images(path, n, max_side, valid_fraction=0.0, seed=0):
     """Synthetic cats/dogs JPEGs in the course layout under ``path`` (reused when already there)."""
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     marker = os.path.join(path, ".bench-sample.json")
     want = {"n": n, "max_side": max_side, "valid_fraction": valid_fraction, "seed": seed}

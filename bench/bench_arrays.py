@@ -2,7 +2,7 @@
 
 Arrays (all float32), made in the run:
 - ``conv``: real ReLU convolutional features, the kind lesson 3 saves (``conv_feat``): the ``block5_conv3``
-  output of a stand-in VGG16 (LSUV-scaled random weights, utils.standin; no ImageNet weights offline) on
+  output of a stand-in VGG16 (LSUV-scaled random weights, dl1.models.standin; no ImageNet weights offline) on
   synthetic photos at 112 px, i.e. 7x7x512 per image (``--full``: ``block5_pool`` at 224 px, also 7x7x512).
 - ``fc``: the same images' ``fc1`` outputs (4096 ReLU values each), what the feature cache of ``Vgg16.fit``
   stores.
@@ -24,20 +24,18 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
-from utils.backend import configure_backend  # noqa: E402
-
-configure_backend()
+import dl1  # noqa: F401  (picks the Keras backend before Keras is imported)
 
 
 def real_features(work, n, size, conv_layer, batch_size, seed=0, max_side=320):
     """``(conv, fc, images)`` arrays from a stand-in VGG16 on ``n`` synthetic images at ``size`` px."""
     import keras
 
-    from utils.batches import get_batches
-    from utils.standin import make_standin_weights
-    from vgg16 import Vgg16
+    from dl1.data.batches import get_batches
+    from dl1.models.standin import make_standin_weights
+    from dl1.models.vgg16 import Vgg16
 
     data = C.make_images(os.path.join(work, f"data{n}"), n, max_side, seed=seed)
     weights = os.path.join(work, f"standin{size}.h5")
@@ -61,7 +59,7 @@ def real_features(work, n, size, conv_layer, batch_size, seed=0, max_side=320):
 
 
 def images_array(data, n, size):
-    from utils.batches import get_data
+    from dl1.data.batches import get_data
 
     x = get_data(os.path.join(data, "train"), target_size=(size, size), verbose=False)
     return x[:n]
@@ -77,7 +75,7 @@ def np_save_fsync(path, arr):
 def compare(name, arr, work, repeats):
     import blosc2
 
-    from utils.arrays import CPARAMS, load_array, save_array
+    from dl1.io.arrays import CPARAMS, load_array, save_array
 
     ALT = {"codec": blosc2.Codec.LZ4, "clevel": 1, "filters": [blosc2.Filter.BITSHUFFLE]}  # noqa: N806
 
@@ -134,7 +132,7 @@ def main(argv=None):
     C.machine_info("bench_arrays: save_array/load_array against np.save/np.load")
     import blosc2
 
-    from utils.arrays import CPARAMS
+    from dl1.io.arrays import CPARAMS
 
     C.say(f"blosc2 {blosc2.__version__}, {blosc2.nthreads} threads; our parameters: {CPARAMS}")
     results = []

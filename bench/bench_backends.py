@@ -31,19 +31,19 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
 
 def worker(args):
     """Subprocess mode: measure one backend (set by the parent in KERAS_BACKEND); print one JSON line."""
     import numpy as np
 
-    from utils.backend import configure_backend
+    from dl1.backend import configure_backend
 
     backend = configure_backend()
     import keras
 
-    from vgg16 import Vgg16
+    from dl1.models.vgg16 import Vgg16
 
     keras.utils.set_random_seed(0)
     s = args.size

@@ -1,6 +1,6 @@
 """(a) Decode-and-batch throughput: our directory batches against what a user has without us.
 
-Ours: ``utils.batches.get_batches(dir, shuffle=False, batch_size=64, target_size=(224, 224))`` with its
+Ours: ``dl1.data.batches.get_batches(dir, shuffle=False, batch_size=64, target_size=(224, 224))`` with its
 defaults (JPEG draft-mode decoding, then a nearest resize as Keras 1/2 did), every batch read with
 ``batches[i]`` (what ``model.fit`` does; the figure we report) and with ``next(batches)`` (the 2017
 spelling, with prefetch). Baselines, on the same files in the same order, same batch size:
@@ -36,16 +36,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
 
-from utils.backend import configure_backend  # noqa: E402
-
-configure_backend()
+import dl1  # noqa: F401  (picks the Keras backend before Keras is imported)
 
 
 # ---- the contenders -------------------------------------------------------------------------------------
 def ours_factory(directory, size, batch_size, interpolation=None):
-    from utils.batches import get_batches
+    from dl1.data.batches import get_batches
 
     t0 = time.perf_counter()
     kw = {"interpolation": interpolation} if interpolation else {}  # None: the library's default
@@ -144,7 +142,7 @@ def race(contenders, n, repeats):
 
 
 def in_process_pools_ok():
-    import utils.pools as up
+    import dl1.io.pools as up
 
     return isinstance(getattr(up, "_POOLS", None), dict) and callable(getattr(up, "decode_pool", None))
 
@@ -153,7 +151,7 @@ def with_pool(fn, pool):
     """``fn`` run with ``pool`` as the library's decode pool: the same as a process started with
     ``DL1_WORKERS=<pool size>`` (the pool is the only thing that variable sets), but measured in turn with
     the other contenders instead of minutes apart."""
-    import utils.pools as up
+    import dl1.io.pools as up
 
     def run():
         saved = up._POOLS.get("decode")
@@ -173,7 +171,7 @@ def probe(directory, size, batch_size, repeats):
     """Subprocess mode: ours only, with whatever DL1_WORKERS the parent set; prints one JSON line."""
     batches, _, by_index, _ = ours_factory(directory, size, batch_size)
     rates, _ = race({"ours": by_index}, batches.n, repeats)
-    from utils.pools import decode_workers
+    from dl1.io.pools import decode_workers
 
     print("PROBE " + json.dumps({"workers": decode_workers(), "img_s": rates["ours"]}), flush=True)
 
@@ -192,7 +190,7 @@ def profile_stages(filepaths, size, limit=128, repeats=3):
     import torch
     from PIL import Image, ImageOps
 
-    from utils.images import _to_rgb, load_resized
+    from dl1.data.images import _to_rgb, load_resized
 
     paths = filepaths[:limit]
     slot = np.zeros((size, size, 3), dtype=np.float32)
@@ -271,7 +269,7 @@ def bench_setting(directory, size, batch_size, repeats, workers, suffix, with_ex
     if with_extras:
         contenders["ours_next"] = by_next
         contenders["ours_index_bilinear"] = ours_factory(directory, size, batch_size, "bilinear")[2]
-    from utils.pools import decode_workers
+    from dl1.io.pools import decode_workers
 
     own = decode_workers()  # what ours_index runs with (DL1_WORKERS or the CPU count)
     counts = sorted({1, *sweep}) if sweep else []

@@ -22,7 +22,7 @@ one at a time every epoch (no cache).
 
 The 1-epoch figures are read at the end of epoch 1 of the 3-epoch runs (the same work as a 1-epoch run);
 "rerun" is ours once more with the cache of the first run (a notebook run a second time).
-Stand-in weights (LSUV-scaled random VGG16, utils.standin): no ImageNet weights offline, so accuracies
+Stand-in weights (LSUV-scaled random VGG16, dl1.models.standin): no ImageNet weights offline, so accuracies
 are lower than with ImageNet; both sides use the very same weights.
 
 On a GPU box also try ``--mixed-precision`` (``Vgg16(mixed_precision=True)`` for ours, the same Keras
@@ -40,12 +40,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common as C  # noqa: E402
+import _common as C
+import keras
 
-from utils.backend import configure_backend  # noqa: E402
-
-configure_backend()
-import keras  # noqa: E402
+import dl1  # noqa: F401  (picks the Keras backend before Keras is imported)
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -79,7 +77,7 @@ def run_ours(data, weights, size, batch_size, epochs, cache_dir, seed, options=N
 
 
 def _run_ours(data, weights, size, batch_size, epochs, seed, options):
-    from vgg16 import Vgg16
+    from dl1.models.vgg16 import Vgg16
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -204,7 +202,7 @@ def _run_plain(data, weights, size, batch_size, epochs, seed, how, jit_compile):
 
 def check_same_weights(weights, size):
     """The plain model's frozen weights equal ours, layer by layer (else the comparison is void)."""
-    from vgg16 import Vgg16
+    from dl1.models.vgg16 import Vgg16
 
     ours = {layer.name: layer.get_weights() for layer in Vgg16(weights=weights, size=size, verbose=False)
             .model.layers if layer.weights}
@@ -220,8 +218,8 @@ def check_same_weights(weights, size):
 # ---- where the time goes ----------------------------------------------------------------------------------
 def profile_features(data, vgg, batch_size, work):
     """Decode alone, frozen-prefix forward alone, cache write/read alone, for ours' feature phase."""
-    from utils.arrays import load_array, save_array
-    from utils.features import FrozenPrefix, frozen_prefix_length
+    from dl1.io.arrays import load_array, save_array
+    from dl1.train.features import FrozenPrefix, frozen_prefix_length
 
     model = vgg.model
     prefix = FrozenPrefix(model, frozen_prefix_length(model))
@@ -306,7 +304,7 @@ def main(argv=None):
 
     options, policy = {}, None
     if args.mixed_precision:
-        from utils.kcompat import mixed_precision_policy
+        from dl1.nn.optimizers import mixed_precision_policy
 
         options["mixed_precision"] = True
         policy = mixed_precision_policy(True)
@@ -326,7 +324,7 @@ def main(argv=None):
                              valid_fraction=n_valid / n, seed=args.seed)
         weights = os.path.join(work, f"standin{size}.h5")
         if not os.path.exists(weights):
-            from utils.standin import make_standin_weights
+            from dl1.models.standin import make_standin_weights
 
             t0 = time.perf_counter()
             make_standin_weights(weights, os.path.join(data, "train"), size=size, n=min(64, n_train),

@@ -28,7 +28,7 @@ def _isolated_keras_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def course_data(tmp_path_factory):
     """240 labelled synthetic images in the course layout (train/valid/test/unknown), read-only use."""
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     path = tmp_path_factory.mktemp("course") / "data"
     write_sample(str(path), n=240, layout="course", seed=0, max_side=240, progress=False)
@@ -38,7 +38,7 @@ def course_data(tmp_path_factory):
 @pytest.fixture
 def kaggle_data(tmp_path):
     """A fresh raw Kaggle-layout synthetic set (train/cat.N.jpg, train/dog.N.jpg, test/N.jpg)."""
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     path = tmp_path / "redux"
     write_sample(str(path), n=120, n_test=30, seed=3, max_side=160, progress=False)
@@ -48,7 +48,7 @@ def kaggle_data(tmp_path):
 @pytest.fixture(scope="session")
 def standin_weights(course_data, tmp_path_factory):
     """Stand-in 'pretrained' VGG16 weights at 64 px (LSUV on the synthetic images), Keras-2 h5 layout."""
-    from utils.standin import make_standin_weights
+    from dl1.models.standin import make_standin_weights
 
     path = tmp_path_factory.mktemp("weights") / "standin64.h5"
     make_standin_weights(str(path), str(course_data / "train"), size=64, seed=0, verbose=False)

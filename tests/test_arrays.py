@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from utils.arrays import load_array, save_array
-from utils.atomic import atomic_path
-from utils.errors import DataError
+from dl1.io.arrays import load_array, save_array
+from dl1.io.atomic import atomic_path
+from dl1.io.errors import DataError
 
 
 @pytest.mark.parametrize("arr", [

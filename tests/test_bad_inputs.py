@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from utils.cli import main
+from dl1.cli import main
 
 
 def _jpeg(img, **kw):
@@ -55,7 +55,7 @@ def corpus():
 @pytest.fixture
 def messy(tmp_path):
     """A raw Kaggle-layout synthetic set with the whole corpus mixed into train/ and test/."""
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     root = tmp_path / "messy"
     write_sample(str(root), n=60, n_test=12, seed=2, max_side=120, progress=False)
@@ -96,7 +96,7 @@ def test_the_whole_flow_survives_the_corpus(messy, capsys, seeded):
 
 
 def test_every_odd_image_decodes_to_a_sane_rgb_array(tmp_path):
-    from utils.images import UnreadableImage, load_resized
+    from dl1.data.images import UnreadableImage, load_resized
 
     readable, unreadable = {}, []
     for name, data in corpus().items():
@@ -134,7 +134,7 @@ def test_folder_problems_stop_with_one_line(tmp_path, course_data, capsys, break
 def test_a_crash_while_saving_weights_keeps_the_old_file(tmp_path, monkeypatch):
     import keras
 
-    from utils.kcompat import Sequential
+    from dl1.nn.model import Sequential
 
     m = Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     target = tmp_path / "ft1.h5"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.batches import get_batches, get_classes, get_data, onehot
-from utils.errors import DataError
+from dl1.data.batches import get_batches, get_classes, get_data, onehot
+from dl1.io.errors import DataError
 
 
 def _img(path, size=(40, 30), color=(200, 10, 10)):
@@ -146,7 +146,7 @@ def test_truncated_image_found_while_decoding_is_replaced_in_training(tiny, caps
 
 
 def test_augmented_batches_keep_shape_and_range(tiny):
-    from utils.augment import ImageDataGenerator
+    from dl1.data.batches import ImageDataGenerator
 
     gen = ImageDataGenerator(rotation_range=15, width_shift_range=0.1, height_shift_range=0.1,
                              shear_range=0.15, zoom_range=0.1, channel_shift_range=10,
@@ -159,8 +159,8 @@ def test_augmented_batches_keep_shape_and_range(tiny):
 
 
 def test_mix_iterator_concatenates_one_batch_of_each(tiny):
-    from utils.augment import ImageDataGenerator
-    from utils.batches import MixIterator
+    from dl1.data.batches import ImageDataGenerator
+    from dl1.data.batches import MixIterator
 
     real = get_batches(tiny, batch_size=4, shuffle=False, target_size=(8, 8), verbose=False)
     pseudo = ImageDataGenerator().flow(np.zeros((6, 8, 8, 3)), np.tile([[0.5, 0.5]], (6, 1)), batch_size=2,

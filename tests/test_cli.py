@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from utils.cli import main
+from dl1.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUBCOMMANDS = ["sample", "prepare", "finetune", "predict", "inspect", "submit", "validate", "demo"]
@@ -19,7 +19,7 @@ SUBCOMMANDS = ["sample", "prepare", "finetune", "predict", "inspect", "submit", 
 def _dl1(*args, **kw):
     """The installed console script when there is one (as users run it), else the module."""
     exe = os.path.join(os.path.dirname(sys.executable), "dl1")
-    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "utils.cli"]
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "dl1"]
     return subprocess.run(cmd + list(args), capture_output=True, text=True, cwd=REPO, **kw)
 
 
@@ -86,7 +86,7 @@ def test_submit_upload_needs_a_message(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
     (results / "dl1-model.json").write_text('{"classes": ["cats", "dogs"], "size": [64, 64]}')
-    from utils.arrays import save_array
+    from dl1.io.arrays import save_array
 
     save_array(results / "test_preds.dat", [[0.3, 0.7]])
     save_array(results / "filenames.dat", ["unknown/1.jpg"])

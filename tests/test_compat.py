@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import utils
-from utils.kcompat import SGD, Adam, Convolution2D, RMSprop, Sequential
+from dl1.compat.keras1 import SGD, Adam, Convolution2D, RMSprop, Sequential
 
 
 def test_star_import_gives_the_2017_names():
@@ -27,8 +27,9 @@ def test_star_import_gives_the_2017_names():
     assert namespace["np"].__name__ == "numpy"
 
 
-def test_importing_utils_does_not_load_keras_until_needed():
-    code = "import sys, utils.prepare, utils.submission; print('keras' in sys.modules, 'torch' in sys.modules)"
+def test_the_command_and_data_preparation_do_not_load_keras():
+    code = ("import sys, dl1, dl1.cli, dl1.data.prepare, dl1.kaggle.submission, dl1.workflow.steps; "
+            "print('keras' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -102,8 +103,8 @@ def test_convolution2d_takes_keras1_arguments():
 def test_split_at_copy_model_and_insert_layer():
     import keras
 
+    from dl1.nn.model import Sequential as S
     from utils import Dense, Dropout, Flatten, MaxPooling2D, copy_model, insert_layer, split_at
-    from utils.kcompat import Sequential as S
 
     m = S([keras.Input((8, 8, 3)), Convolution2D(4, 3, 3, border_mode="same"), MaxPooling2D(),
            keras.layers.Conv2D(4, 3, padding="same"), Flatten(), Dense(3)])
@@ -146,7 +147,7 @@ def test_copy_free_conv_and_pool_match_keras_and_share_weight_files(tmp_path):
     import keras
     import torch
 
-    from utils import fastconv
+    from dl1.nn import layers as fastconv
 
     def net(conv, pool):
         return Sequential([keras.Input((16, 12, 3)), conv(8, 3, padding="same", activation="relu"), pool(2),

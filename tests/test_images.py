@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.images import UnreadableImage, header_problem, list_images, load_resized, open_image
+from dl1.data.images import UnreadableImage, header_problem, list_images, load_resized, open_image
 
 
 def _save(path, img, fmt=None, **kw):

@@ -14,8 +14,8 @@ import zipfile
 
 import pytest
 
-from utils import kaggle_cli
-from utils.kaggle_cli import KaggleError
+from dl1.kaggle import cli as kaggle_cli
+from dl1.kaggle.cli import KaggleError
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_each_usual_credential_place_is_found(no_credentials, monkeypatch):
 
 
 def test_the_real_cli_without_credentials_gets_our_one_line_message(no_credentials, monkeypatch, capsys):
-    from utils.cli import main
+    from dl1.cli import main
 
     monkeypatch.delenv("DL1_KAGGLE_CLI", raising=False)
     assert main(["kaggle", "download", str(no_credentials / "d")]) == 2
@@ -155,7 +155,7 @@ def test_rules_not_accepted_is_explained(tmp_path, fake_kaggle, monkeypatch):
 
 def test_dl1_kaggle_download_command(tmp_path, fake_kaggle):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-m", "utils.cli", "kaggle", "download", str(tmp_path / "x"),
+    out = subprocess.run([sys.executable, "-m", "dl1", "kaggle", "download", str(tmp_path / "x"),
                           "--competition", "some-comp"], capture_output=True, text=True, cwd=repo)
     assert out.returncode == 0, out.stderr
     assert "Next: dl1 prepare" in out.stdout and fake_kaggle()[0][2] == "some-comp"
@@ -187,7 +187,7 @@ def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, mo
     import time
     from collections import Counter
 
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     raw = tmp_path / "raw"
     write_sample(str(raw), n=300, n_test=60, seed=4, max_side=96, progress=False)
@@ -220,7 +220,7 @@ def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, mo
     def kill_loop(args, rounds, max_delay):
         killed = 0
         for _ in range(rounds):
-            proc = subprocess.Popen([sys.executable, "-m", "utils.cli", *args], cwd=repo, env=env,
+            proc = subprocess.Popen([sys.executable, "-m", "dl1", *args], cwd=repo, env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.05, max_delay))
             if proc.poll() is None:
@@ -229,7 +229,7 @@ def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, mo
             proc.wait()
             # a killed download never leaves a partial file under its real name
             assert not (data / source.name).exists() or zipfile.ZipFile(data / source.name).testzip() is None
-        done = subprocess.run([sys.executable, "-m", "utils.cli", *args], cwd=repo, env=env,
+        done = subprocess.run([sys.executable, "-m", "dl1", *args], cwd=repo, env=env,
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return killed

@@ -82,7 +82,7 @@ def kernel(tmp_path_factory, _isolated_keras_home):
 def small_course(tmp_path_factory):
     """64 synthetic images in the course layout (52 train, 12 valid, 16 test), for the notebooks that
     train through convolutional layers; copied by each test that writes into its data folder."""
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     path = tmp_path_factory.mktemp("small") / "dogscats"
     write_sample(str(path), n=64, layout="course", seed=1, max_side=160, progress=False)
@@ -93,7 +93,7 @@ def small_course(tmp_path_factory):
 def standin32(small_course, tmp_path_factory):
     """Stand-in VGG16 weights at 32 pixels: the notebooks that train through convolutional layers or run
     VGG16 on every epoch's augmented images are four times cheaper at 32 than at 64 pixels."""
-    from utils.standin import make_standin_weights
+    from dl1.models.standin import make_standin_weights
 
     path = tmp_path_factory.mktemp("weights32") / "standin32.h5"
     make_standin_weights(str(path), str(small_course / "train"), size=32, n=48, seed=0, verbose=False)
@@ -120,7 +120,7 @@ def test_lesson1(kernel, course_data, standin_weights, tmp_path):
 
 
 def test_dogs_cats_redux(kernel, kaggle_data, standin_weights, tmp_path):
-    from utils.submission import validate_submission
+    from dl1.kaggle.submission import validate_submission
 
     results, _ = nbtools.run_notebook("dogs_cats_redux", tmp_path, {
         "path": str(kaggle_data), "size": 64, "weights": str(standin_weights), "epochs": 2, "batch_size": 16,

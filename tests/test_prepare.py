@@ -12,8 +12,8 @@ from collections import Counter
 
 import pytest
 
-from utils.errors import DataError
-from utils.prepare import prepare_data
+from dl1.data.prepare import prepare_data
+from dl1.io.errors import DataError
 
 OPTS = {"valid": 20, "sample_train": 10, "sample_valid": 4, "seed": 1, "progress": False}
 
@@ -205,7 +205,7 @@ def test_sigkill_of_the_real_command_at_random_moments(tmp_path):
     end: every image is still there exactly once."""
     import random
 
-    from utils.sample import write_sample
+    from dl1.data.sample import write_sample
 
     root = tmp_path / "big"
     write_sample(str(root), n=2000, n_test=300, seed=5, max_side=48, progress=False)
@@ -213,7 +213,7 @@ def test_sigkill_of_the_real_command_at_random_moments(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
     def command(folder):
-        return [sys.executable, "-m", "utils.cli", "prepare", str(folder), "--valid", "300",
+        return [sys.executable, "-m", "dl1", "prepare", str(folder), "--valid", "300",
                 "--sample-train", "100", "--sample-valid", "50"]
 
     timing = tmp_path / "timing"

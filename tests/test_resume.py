@@ -11,14 +11,14 @@ import keras
 import numpy as np
 import pytest
 
-from utils.checkpoints import Checkpoint
-from vgg16 import Vgg16
+from dl1.models.vgg16 import Vgg16
+from dl1.train.checkpoints import Checkpoint
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _finetune_cmd(data, weights, epochs, *extra):
-    return [sys.executable, "-m", "utils.cli", "finetune", str(data), "--weights", str(weights), "--size",
+    return [sys.executable, "-m", "dl1", "finetune", str(data), "--weights", str(weights), "--size",
             "64", "--epochs", str(epochs), "--batch-size", "8", "--verbose", "2", "--no-cache", *extra]
 
 
@@ -114,7 +114,7 @@ def test_resume_mid_epoch_runs_only_the_remaining_batches(tmp_path, course_data)
         def on_train_batch_end(self, batch, logs=None):
             self.batches += 1
     # a checkpoint as if the run had been stopped after 2 of the 6 batches of epoch 1
-    from utils.checkpoints import model_signature
+    from dl1.train.checkpoints import model_signature
 
     extra = {"classes": batches.class_indices, "batch_size": 8, "n": batches.n, "cached": True}
     Checkpoint(ckpt_path, vgg.model, model_signature(vgg.model, extra)).save(0, 2, batches.seed, 2)
@@ -136,7 +136,7 @@ def test_checkpoint_restores_weights_and_optimizer_state(tmp_path, course_data):
     other_batches = other.get_batches(str(course_data / "valid"), batch_size=8, seed=3, verbose=False)
     signature_extra = {"classes": other_batches.class_indices, "batch_size": 8, "n": other_batches.n,
                        "cached": True}
-    from utils.checkpoints import model_signature
+    from dl1.train.checkpoints import model_signature
 
     ck = Checkpoint(tmp_path / "c.npz", other.model, model_signature(other.model, signature_extra))
     assert ck.matches(ck.read_meta())

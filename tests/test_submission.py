@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.errors import SubmissionError
-from utils.submission import (
+from dl1.io.errors import SubmissionError
+from dl1.kaggle.submission import (
     best_clip,
     binary_submission,
     expected_ids,

@@ -4,14 +4,14 @@ import inspect
 import os
 import shutil
 
-import keras  # noqa: E402
+import keras
 import numpy as np
 import pytest
 
-import utils  # noqa: F401  (conftest set KERAS_BACKEND; utils keeps it for direct runs)
-from utils.errors import WeightsError  # noqa: E402
-from utils.weights import VGG16_WEIGHTS  # noqa: E402
-from vgg16 import Vgg16, Vgg16BN, vgg_mean, vgg_preprocess  # noqa: E402
+import dl1  # noqa: F401  (conftest set KERAS_BACKEND; dl1 keeps it for direct runs)
+from dl1.io.errors import WeightsError
+from dl1.models.vgg16 import Vgg16, Vgg16BN, vgg_mean, vgg_preprocess
+from dl1.models.weights import VGG16_WEIGHTS
 
 
 def test_every_2017_method_exists_with_its_2017_arguments():
@@ -85,7 +85,7 @@ def test_the_7_line_recipe_learns(course_data, standin_weights, seeded):
 
 
 def test_cached_features_give_the_same_predictions_as_the_full_model(course_data, standin_weights):
-    from utils.training import predict_batches
+    from dl1.train.fit import predict_batches
 
     vgg = Vgg16(weights=str(standin_weights), size=64, verbose=False)
     b = vgg.get_batches(str(course_data / "valid"), batch_size=16, shuffle=False, verbose=False)
@@ -98,7 +98,7 @@ def test_cached_features_give_the_same_predictions_as_the_full_model(course_data
 
 
 def test_feature_cache_is_invalidated_by_changed_images_and_weights(tmp_path, course_data, standin_weights):
-    from utils.features import FeatureCache, FrozenPrefix, frozen_prefix_length
+    from dl1.train.features import FeatureCache, FrozenPrefix, frozen_prefix_length
 
     data = tmp_path / "valid"
     shutil.copytree(course_data / "valid", data)
@@ -175,7 +175,7 @@ def test_2017_channels_first_weight_file_is_recognised(tmp_path):
         g.attrs["weight_names"] = [b"W", b"b"]
         g["W"] = np.zeros((64, 3, 3, 3), "float32")
         g["b"] = np.zeros((64,), "float32")
-    from utils.kcompat import Sequential
+    from dl1.nn.model import Sequential
 
     model = Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(64, 3, name="c")])
     with pytest.raises(WeightsError, match="channels-first"):
@@ -228,7 +228,7 @@ def test_fit_data_and_todays_epochs_name(seeded):
 
 
 def test_train_and_valid_with_different_classes_is_refused(tmp_path, course_data):
-    from utils.errors import DataError
+    from dl1.io.errors import DataError
 
     shutil.copytree(course_data / "train", tmp_path / "train")
     shutil.copytree(course_data / "valid", tmp_path / "valid")
@@ -258,7 +258,7 @@ def test_bad_size_is_refused():
 
 
 def test_mixed_precision_runs_and_keeps_the_softmax_in_float32(course_data):
-    from utils.kcompat import mixed_precision_policy
+    from dl1.nn.optimizers import mixed_precision_policy
 
     assert mixed_precision_policy(False) is None and mixed_precision_policy("mixed_float16") == "mixed_float16"
     assert mixed_precision_policy("auto") is None  # no GPU here: full precision

@@ -1,0 +1,1 @@
+"""Data: image decoding, directory batches, augmentation, data preparation and synthetic sets."""

@@ -1,0 +1,364 @@
+"""Shape a Kaggle-style image set for Keras: class folders, a validation split, a sample, results/.
+
+From the raw competition layout (``train/cat.N.jpg``, ``train/dog.N.jpg``, ``test/N.jpg``, or the
+downloaded zip files) to::
+
+    train/{cats,dogs}/   valid/{cats,dogs}/   (``valid`` images moved out of train)
+    sample/train/{cats,dogs}/   sample/valid/{cats,dogs}/   (copies)
+    test/unknown/   results/   sample/results/
+
+It never loses or duplicates an image: the destination of every image is a function of the set of
+image names, the seed and the sizes alone, so a run killed half way and started again computes the
+same plan and finishes it; moves are renames within the folder, copies go through a temporary name;
+counts are checked before and after; a folder prepared with other options is refused, not reshuffled.
+It works for other data sets with the label in the file name (``--label-regex``) and for data that
+already has class folders.
+"""
+
+import json
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dl1.data.images import header_problem, is_hidden_or_junk, is_image_name, natural_key
+from dl1.io.atomic import atomic_path, remove_stale_temps, write_text
+from dl1.io.errors import DataError
+from dl1.io.log import warn
+from dl1.io.pools import decode_pool
+
+RECORD = ".dl1-prepare.json"
+DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
+
+
+@dataclass
+class PrepareReport:
+    """What ``prepare_data`` found and did, with the final count of images per folder."""
+
+    path: str
+    counts: dict = field(default_factory=dict)
+    moved: int = 0
+    copied: int = 0
+    extracted: list = field(default_factory=list)
+    unreadable: list = field(default_factory=list)
+    already_done: bool = False
+
+    def summary(self):
+        lines = [f"{folder}: {n}" for folder, n in sorted(self.counts.items())]
+        what = "already prepared" if self.already_done else \
+            f"moved {self.moved}, copied {self.copied} images"
+        return f"{self.path}: {what}\n  " + "\n  ".join(lines)
+
+
+# ---- zip files ---------------------------------------------------------------------------------------
+def _safe_members(zf, dest):
+    root = os.path.realpath(dest)
+    for info in zf.infolist():
+        target = os.path.realpath(os.path.join(dest, info.filename))
+        if not (target == root or target.startswith(root + os.sep)):
+            raise DataError(f"{zf.filename}: refusing to extract {info.filename!r} outside {dest}")
+    return zf.infolist()
+
+
+def _open_zip(path):
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataError(f"{path} is damaged or incomplete ({e}); download it again "
+                        "(dl1 kaggle download DIR)") from None
+
+
+def _extract_folder(zip_path, folder_name, dest_root, progress):
+    """Extract ``zip_path`` (holding ``folder_name/...`` or loose files) to ``dest_root/folder_name``
+    via a temporary folder renamed at the end, so a killed extraction is simply redone."""
+    from tqdm.auto import tqdm
+
+    final = os.path.join(dest_root, folder_name)
+    tmp = os.path.join(dest_root, f".dl1-extract-{folder_name}")
+    shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a killed run: the zip is still there
+    with _open_zip(zip_path) as zf:
+        members = _safe_members(zf, tmp)
+        try:
+            for info in tqdm(members, desc=f"Extracting {os.path.basename(zip_path)}", unit="file",
+                             disable=not progress):
+                zf.extract(info, tmp)
+        except (zipfile.BadZipFile, EOFError, OSError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"{zip_path} is damaged or incomplete ({e}); download it again") from None
+    inner = os.path.join(tmp, folder_name)
+    source = inner if os.path.isdir(inner) else tmp
+    os.replace(source, final)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract_zips(path, progress=True):
+    """Extract ``train.zip``/``test.zip`` (also from inside a competition's bundle zip) into ``path``
+    unless ``train/``/``test/`` already exist. Zips are kept. Returns the names extracted."""
+    done = []
+    for z in sorted(os.listdir(path)):
+        full = os.path.join(path, z)
+        if not z.lower().endswith(".zip") or z.lower() in ("train.zip", "test.zip") or not os.path.isfile(full):
+            continue
+        with _open_zip(full) as zf:  # a bundle such as dogs-vs-cats-redux-kernels-edition.zip
+            for name in zf.namelist():
+                base = os.path.basename(name)
+                if base.lower() in ("train.zip", "test.zip", "sample_submission.csv") and \
+                        not os.path.exists(os.path.join(path, base)):
+                    with zf.open(name) as src, atomic_path(os.path.join(path, base)) as tmp, \
+                            open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 20)
+                    done.append(base)
+    for folder in ("train", "test"):
+        zpath = os.path.join(path, f"{folder}.zip")
+        if os.path.isfile(zpath) and not os.path.isdir(os.path.join(path, folder)):
+            _extract_folder(zpath, folder, path, progress)
+            done.append(f"{folder}.zip")
+    return done
+
+
+# ---- finding the images ------------------------------------------------------------------------------
+def _images_in(folder):
+    if not os.path.isdir(folder):
+        return []
+    return sorted((n for n in os.listdir(folder)
+                   if is_image_name(n) and os.path.isfile(os.path.join(folder, n))), key=natural_key)
+
+
+def _subfolders(folder):
+    """Class folders in ``folder``. Symbolic links are left alone (with a warning): moving images out of
+    a linked folder would move files that live elsewhere, and a link can loop back to its parent."""
+    if not os.path.isdir(folder):
+        return []
+    names = [n for n in os.listdir(folder)
+             if not is_hidden_or_junk(n) and os.path.isdir(os.path.join(folder, n))]
+    links = [n for n in names if os.path.islink(os.path.join(folder, n))]
+    if links:
+        warn("ignoring linked folder(s) in %s: %s (copy the images in if they belong to the data)", folder,
+             ", ".join(sorted(links)))
+    return sorted((n for n in names if n not in links), key=natural_key)
+
+
+class _Inventory:
+    """Where each labelled image is now: name -> list of relative paths (more than one is an error)."""
+
+    def __init__(self, path, labels_from_name):
+        self.path = path
+        self.where = {}
+        self.class_of = {}
+        self.loose = _images_in(os.path.join(path, "train"))
+        for name in self.loose:
+            self._add(name, os.path.join("train", name), labels_from_name(name))
+        for split in ("train", "valid", os.path.join("unreadable", "train")):
+            for cls in _subfolders(os.path.join(path, split)):
+                for name in _images_in(os.path.join(path, split, cls)):
+                    self._add(name, os.path.join(split, cls, name), cls)
+
+    def _add(self, name, rel, cls):
+        self.where.setdefault(name, []).append(rel)
+        self.class_of.setdefault(name, cls)
+
+    def check_classes(self):
+        """A class with a single image is almost always a stray or misnamed file."""
+        counts = {}
+        for name, cls in self.class_of.items():
+            counts.setdefault(cls, []).append(name)
+        lonely = {cls: names for cls, names in counts.items() if len(names) < 2}
+        if lonely and len(counts) > 1:
+            cls, names = next(iter(lonely.items()))
+            where = os.path.join(self.path, self.where[names[0]][0])
+            raise DataError(f"class '{cls}' would hold a single image ({where}); a misnamed or stray file? "
+                            "Move it out of train/, or give --label-regex")
+
+    def check_unique(self):
+        dupes = {n: p for n, p in self.where.items() if len(p) > 1}
+        if dupes:
+            name, places = next(iter(dupes.items()))
+            raise DataError(f"{len(dupes)} image name(s) appear more than once, e.g. {name} in "
+                            f"{', '.join(os.path.join(self.path, p) for p in places)}; "
+                            "remove the extra copies, then run again")
+
+
+def _label_function(regex, plural):
+    pattern = re.compile(regex)
+
+    def label(name):
+        m = pattern.search(name)
+        if not m:
+            raise DataError(f"cannot tell the class of train/{name} from its name (rule {regex!r}); "
+                            "move it out of train/ or give --label-regex")
+        cls = m.group(1) if m.groups() else m.group(0)
+        return cls + "s" if plural and not cls.endswith("s") else cls
+    return label
+
+
+# ---- the plan ----------------------------------------------------------------------------------------
+def _choose(names, k, seed, salt):
+    rng = np.random.default_rng([int(seed), salt])
+    return set(np.array(names, dtype=object)[rng.permutation(len(names))[:k]]) if k else set()
+
+
+def _plan(inv, valid, sample_train, sample_valid, seed, unreadable):
+    names = sorted(inv.where, key=natural_key)
+    good = [n for n in names if n not in unreadable]
+    if valid >= len(good):
+        raise DataError(f"asked for {valid} validation images but train has only {len(good)} readable "
+                        "images; use a smaller --valid")
+    valid_set = _choose(good, valid, seed, 1)
+    train_left = [n for n in good if n not in valid_set]
+    valid_list = [n for n in good if n in valid_set]
+    if sample_train > len(train_left) or sample_valid > len(valid_list):
+        raise DataError(f"asked for a sample of {sample_train} train / {sample_valid} valid images but "
+                        f"there are {len(train_left)} / {len(valid_list)}; use smaller --sample-train/"
+                        "--sample-valid")
+    moves = {}
+    for n in names:
+        split = "unreadable/train" if n in unreadable else ("valid" if n in valid_set else "train")
+        moves[n] = os.path.join(split, inv.class_of[n], n)
+    copies = {}
+    for n in _choose(train_left, sample_train, seed, 2):
+        copies[os.path.join("sample", "train", inv.class_of[n], n)] = moves[n]
+    for n in _choose(valid_list, sample_valid, seed, 3):
+        copies[os.path.join("sample", "valid", inv.class_of[n], n)] = moves[n]
+    return moves, copies
+
+
+def _same_content(a, b):
+    if os.path.getsize(a) != os.path.getsize(b):
+        return False
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def _count_images(path):
+    counts = {}
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if not is_hidden_or_junk(d)]
+        n = sum(1 for f in files if is_image_name(f))
+        rel = os.path.relpath(root, path)
+        if n and rel != ".":
+            counts[rel] = n
+    return counts
+
+
+def _check_record(path, options, total):
+    record_path = os.path.join(path, RECORD)
+    if not os.path.exists(record_path):
+        return None
+    try:
+        with open(record_path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if record.get("options") != options:
+        was = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in record.get("options", {}).items())
+        raise DataError(f"{path} was prepared with other options ({was}); refusing to reshuffle it. "
+                        "Use those options, or start again from the original files in another folder")
+    if record.get("total") != total:
+        raise DataError(f"{path} was prepared with {record.get('total')} labelled images but now holds "
+                        f"{total}; add new images to train/ or valid/ class folders by hand, or prepare "
+                        "a fresh copy")
+    return record
+
+
+# ---- the whole job -------------------------------------------------------------------------------------
+def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
+                 label_regex=DEFAULT_LABEL_REGEX, plural=True, check_images=True, progress=True):
+    """Prepare ``path`` (see the module docstring); returns a PrepareReport. Safe to run again."""
+    from tqdm.auto import tqdm
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise DataError(f"folder not found: {path}")
+    report = PrepareReport(path)
+    remove_stale_temps(path)  # a killed run's half-written copies (never under a real name)
+    report.extracted = extract_zips(path, progress)
+    if not os.path.isdir(os.path.join(path, "train")):
+        raise DataError(f"no train/ folder (or train.zip) in {path}; download the data first "
+                        "(dl1 kaggle download DIR) or give the folder that holds train/ and test/")
+    inv = _Inventory(path, _label_function(label_regex, plural))
+    inv.check_unique()
+    inv.check_classes()
+    if not inv.where:
+        raise DataError(f"no images found in {os.path.join(path, 'train')}")
+    total = len(inv.where)
+    options = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid, "seed": seed,
+               "label_regex": label_regex, "plural": plural}
+    record = _check_record(path, options, total)
+
+    unreadable = set()
+    if check_images:
+        pending = [(n, os.path.join(path, inv.where[n][0])) for n in inv.where
+                   if not inv.where[n][0].startswith("unreadable")]
+        problems = list(tqdm(decode_pool().map(lambda p: header_problem(p[1]), pending), total=len(pending),
+                             desc="Checking images", unit="img", disable=not progress))
+        unreadable = {n for (n, _), r in zip(pending, problems, strict=True) if r}
+        unreadable |= {n for n, p in inv.where.items() if p[0].startswith("unreadable")}
+        report.unreadable = sorted(os.path.join(path, inv.where[n][0]) for n in unreadable)
+    moves, copies = _plan(inv, valid, sample_train, sample_valid, seed, unreadable)
+
+    if record is None:  # write the options first, so an interrupted run is only resumed with the same ones
+        write_text(os.path.join(path, RECORD), json.dumps({"options": options, "total": total,
+                                                           "status": "started"}, indent=1))
+    before = total
+    todo = [(n, dst) for n, dst in moves.items() if inv.where[n][0] != dst]
+    for n, dst in tqdm(todo, desc="Moving images", unit="img", disable=not progress or not todo):
+        src = os.path.join(path, inv.where[n][0])
+        target = os.path.join(path, dst)
+        if os.path.exists(target):
+            raise DataError(f"refusing to overwrite {target} with {src}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(src, target)
+        report.moved += 1
+
+    copy_todo = []
+    for dst, src in copies.items():
+        target = os.path.join(path, dst)
+        if os.path.exists(target):
+            if not _same_content(target, os.path.join(path, src)):
+                raise DataError(f"refusing to overwrite {target}: it differs from {os.path.join(path, src)}")
+            continue
+        copy_todo.append((os.path.join(path, src), target))
+    for src, target in tqdm(copy_todo, desc="Copying sample", unit="img", disable=not progress or not copy_todo):
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
+        report.copied += 1
+
+    _move_test_images(path, report, progress)
+    for folder in ("results", os.path.join("sample", "results")):
+        os.makedirs(os.path.join(path, folder), exist_ok=True)
+
+    after = _Inventory(path, _label_function(label_regex, plural))
+    after.check_unique()
+    if len(after.where) != before or after.loose:
+        raise DataError(f"count check failed in {path}: {before} labelled images before, "
+                        f"{len(after.where)} after ({len(after.loose)} still loose in train/)")
+    report.counts = _count_images(path)
+    report.already_done = not (report.moved or report.copied or report.extracted)
+    write_text(os.path.join(path, RECORD), json.dumps({"options": options, "total": total, "status": "done",
+                                                       "counts": report.counts}, indent=1))
+    return report
+
+
+def _move_test_images(path, report, progress):
+    from tqdm.auto import tqdm
+
+    test = os.path.join(path, "test")
+    if not os.path.isdir(test):
+        return
+    loose = _images_in(test)
+    unknown = os.path.join(test, "unknown")
+    os.makedirs(unknown, exist_ok=True)
+    for name in tqdm(loose, desc="Moving test images", unit="img", disable=not progress or not loose):
+        target = os.path.join(unknown, name)
+        if os.path.exists(target):
+            raise DataError(f"refusing to overwrite {target} with {os.path.join(test, name)}")
+        os.rename(os.path.join(test, name), target)
+        report.moved += 1

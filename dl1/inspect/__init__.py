@@ -1,0 +1,1 @@
+"""Looking at results: image grids, confusion matrices, right/wrong/uncertain predictions."""

@@ -1,0 +1,2 @@
+"""Files and processes, no Keras: user-facing errors, atomic writes, compressed arrays, thread pools,
+downloads and the ``dl1`` logger."""

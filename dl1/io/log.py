@@ -1,0 +1,54 @@
+"""The ``dl1`` logger: notes (INFO) and warnings a user should read, one line each.
+
+Library code calls ``note(...)``/``warn(...)``; they go to the ``dl1`` logger, which by default prints
+notes to the *current* standard output and warnings to the current standard error (so notebooks show
+them under the cell that caused them) as ``Note: ...`` / ``Warning: ...``. ``logging.getLogger('dl1').setLevel(logging.WARNING)`` silences notes;
+adding your own handler to it replaces the default one. Nothing outside the ``dl1`` logger is touched.
+"""
+
+import logging
+import sys
+
+log = logging.getLogger("dl1")
+
+
+class _CurrentStreams(logging.StreamHandler):
+    """Writes notes to whatever ``sys.stdout`` is at the time and warnings to ``sys.stderr`` (Jupyter and
+    pytest swap them), flushing each line."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+
+    def emit(self, record):
+        self.stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        super().emit(record)
+
+
+class _Format(logging.Formatter):
+    PREFIX = {logging.INFO: "Note: ", logging.WARNING: "Warning: ", logging.ERROR: "Error: "}
+
+    def format(self, record):
+        return self.PREFIX.get(record.levelno, "") + super().format(record)
+
+
+def _default_handler():
+    handler = _CurrentStreams()
+    handler.setFormatter(_Format("%(message)s"))
+    handler.set_name("dl1-default")
+    return handler
+
+
+if not log.handlers:
+    log.addHandler(_default_handler())
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def note(message, *args):
+    """Something the user may want to know (a choice made for them, a file reused)."""
+    log.info(message, *args)
+
+
+def warn(message, *args):
+    """Something that may be wrong with the user's data or setup; the run goes on."""
+    log.warning(message, *args)

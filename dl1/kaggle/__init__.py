@@ -1,0 +1,1 @@
+"""Kaggle: the official ``kaggle`` command as a subprocess, and submission files that Kaggle accepts."""

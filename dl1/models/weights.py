@@ -1,0 +1,125 @@
+"""Find (or download) the VGG16 ImageNet weights and class index, with a clear error when offline.
+
+The files are Keras' own (the same Oxford VGG16 weights the 2017 course converted to ``vgg16.h5``),
+kept in the Keras cache ``$KERAS_HOME/models`` (default ``~/.keras/models``). ``DL1_WEIGHTS`` and
+``DL1_CLASS_INDEX`` may point at copies elsewhere; ``DL1_OFFLINE=1`` skips download attempts.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+from dl1.io.errors import WeightsError
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    fname: str
+    origin: str
+    md5: str
+
+
+VGG16_WEIGHTS = RemoteFile(
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    "64373286793e3c8b2b4e3219cbf3544b",
+)
+VGG16_WEIGHTS_NO_TOP = RemoteFile(
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "6d6bbae143d832006294945121d1f1fc",
+)
+IMAGENET_CLASS_INDEX = RemoteFile(
+    "imagenet_class_index.json",
+    "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
+    "c2c37ea517e94d9795004a39431a14cb",
+)
+
+
+def keras_cache_dir():
+    """Where Keras keeps downloaded models: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "models")
+
+
+def cached_path(remote):
+    """The cached copy of ``remote`` if present, else None (never downloads)."""
+    path = os.path.join(keras_cache_dir(), remote.fname)
+    return path if os.path.isfile(path) and os.path.getsize(path) > 0 else None
+
+
+def local_path(remote, env_var=None):
+    """``remote`` on this machine, never downloaded: the file ``env_var`` names if it exists, else the
+    Keras cache copy, else None."""
+    env = os.environ.get(env_var) if env_var else None
+    if env and os.path.isfile(os.path.expanduser(env)):
+        return os.path.expanduser(env)
+    return cached_path(remote)
+
+
+def offline():
+    return os.environ.get("DL1_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+def fetch(remote, env_var=None, what="file"):
+    """Path to ``remote``: from ``env_var``, the Keras cache, or a download. Raises WeightsError with
+    the file name, the cache folder and the ways to fix it when none of these works."""
+    if env_var and os.environ.get(env_var):
+        path = os.path.expanduser(os.environ[env_var])
+        if not os.path.isfile(path):
+            raise WeightsError(f"{env_var}={path} but that file does not exist")
+        return path
+    path = local_path(remote)
+    if path:
+        return path
+    reason = "DL1_OFFLINE is set"
+    if not offline():
+        try:
+            import keras
+
+            return keras.utils.get_file(remote.fname, remote.origin, cache_subdir="models",
+                                        file_hash=remote.md5)
+        except Exception as e:  # get_file raises a bare Exception for network errors
+            reason = str(e).splitlines()[0][:200] or type(e).__name__
+    cache = keras_cache_dir()
+    hint = f" or set {env_var}=/path/to/{remote.fname}" if env_var else ""
+    raise WeightsError(
+        f"{what} {remote.fname} is not in the Keras cache ({cache}) and could not be downloaded "
+        f"({reason}). Fix: on a machine with internet, download {remote.origin} and copy it to "
+        f"{os.path.join(cache, remote.fname)}{hint}; or use weights=None (--weights none) for "
+        "random weights.")
+
+
+def imagenet_weights_path():
+    return fetch(VGG16_WEIGHTS, "DL1_WEIGHTS", "VGG16 ImageNet weights")
+
+
+def have_imagenet_weights():
+    """True when the ImageNet weights are on this machine already (no download attempted)."""
+    return local_path(VGG16_WEIGHTS, "DL1_WEIGHTS") is not None
+
+
+def load_class_index(path=None, download=True, notice=None):
+    """The 1000 ImageNet class names, in index order, from ``imagenet_class_index.json``.
+
+    ``path`` may name a local copy. When the file is not here and cannot be downloaded (or ``download``
+    is false), placeholder names ``class_0`` ... ``class_999`` are returned and ``notice`` (a print
+    function) is told why: the names are for display only, the weights work without them.
+    """
+    path = path or local_path(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX")
+    if path is None and download:
+        try:
+            path = fetch(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX", "ImageNet class index")
+        except WeightsError as e:
+            if notice:
+                notice(f"Note: ImageNet class names unavailable, using class_0 ... class_999 ({e})")
+    if path is None:
+        return [f"class_{i}" for i in range(1000)]
+    try:
+        with open(path, encoding="utf-8") as f:
+            index = json.load(f)
+        return [index[str(i)][1] for i in range(len(index))]
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        raise WeightsError(f"cannot read the ImageNet class index {path}: {e}") from None

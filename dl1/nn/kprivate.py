@@ -1,0 +1,142 @@
+"""The one module that relies on Keras internals, each use guarded by the Keras versions it was verified on.
+
+Outside ``VERIFIED`` (or with ``DL1_KERAS_PRIVATE=0``) every function here takes a plain, public-API path
+and the first use logs one warning saying so: the fast PyTorch convolutions are off, a change of
+``trainable`` after compiling recompiles the model instead of re-syncing its optimizer, and the number of
+classes of a Keras 3 weights file is read by loading it rather than from its HDF5 group names. Results
+stay right either way; only speed and the identity of the optimizer object differ.
+"""
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import weakref
+
+import keras
+
+log = logging.getLogger("dl1")
+
+# (major, minor) versions of Keras whose internals this module was checked against (the test suite
+# runs both paths on the pinned version)
+VERIFIED = ((3, 15), (3, 15))
+
+_state = {}
+_TRAINED_WITH = weakref.WeakKeyDictionary()  # model -> ids of the variables it last trained
+
+
+def keras_version(text=None):
+    """``(major, minor)`` of the installed Keras (or of ``text``)."""
+    parts = re.findall(r"\d+", text or keras.__version__)
+    return tuple(int(p) for p in (parts + ["0", "0"])[:2])
+
+
+def verified():
+    """True when the installed Keras is one this module's private paths were verified on."""
+    if "ok" not in _state:
+        version = keras_version()
+        lo, hi = VERIFIED
+        off = os.environ.get("DL1_KERAS_PRIVATE", "").lower() in ("0", "off", "false", "no")
+        ok = lo <= version <= hi and not off
+        _state["ok"] = ok
+        if not ok:
+            why = "DL1_KERAS_PRIVATE=0" if off else (
+                f"Keras {keras.__version__} is outside the versions dl1 was verified on "
+                f"({'.'.join(map(str, lo))}-{'.'.join(map(str, hi))}.x)")
+            log.warning("%s: using plain Keras paths (fast torch convolutions off, optimizer re-sync by "
+                        "recompiling); results are the same, training may be slower", why)
+    return _state["ok"]
+
+
+def recheck():
+    """Forget the cached version check (tests, or after changing ``DL1_KERAS_PRIVATE``)."""
+    _state.clear()
+
+
+# ---- fast layers ---------------------------------------------------------------------------------------
+def fast_torch_layers():
+    """Whether ``dl1.nn.layers`` may convolve NHWC views of Keras variables directly on PyTorch
+    (relies on ``Variable.value`` being the backend tensor, laid out as Keras stores kernels)."""
+    return keras.backend.backend() == "torch" and verified()
+
+
+# ---- optimizers after a change of ``trainable`` --------------------------------------------------------
+def _reset_in_place(opt):
+    """Drop ``opt``'s per-variable state (e.g. Adam's moments) so that it rebuilds for the current
+    trainable variables on its next step; the object, its learning rate and step count stay."""
+    for o in (opt, getattr(opt, "inner_optimizer", None)):  # a LossScaleOptimizer wraps another
+        if o is None:
+            continue
+        keep = {id(v) for v in (getattr(o, "_iterations", None), getattr(o, "_learning_rate", None))
+                if v is not None}
+        if hasattr(o, "step_counter"):
+            keep |= {id(o.step_counter), id(o.dynamic_scale)}
+        o._variables[:] = [v for v in o._variables if id(v) in keep]
+        o._trainable_variables = []
+        o._trainable_variables_indices = {}
+        o.built = False
+
+
+def _recompile(model):
+    """The public-API equivalent: compile again with a fresh optimizer of the same configuration and
+    step count (what recompiling did in Keras 1)."""
+    opt = model.optimizer
+    fresh = type(opt).from_config(opt.get_config())
+    config = model.get_compile_config() or {}
+    model.compile(optimizer=fresh, loss=model.loss, metrics=config.get("metrics"),
+                  jit_compile=getattr(model, "jit_compile", "auto"))
+    fresh.iterations.assign(opt.iterations)
+
+
+def sync_optimizer(model):
+    """Let a compiled model train after ``layer.trainable`` changed, as the lessons do without
+    recompiling: Keras 3's optimizer refuses variables it was not built with. Returns True when the
+    optimizer had to be rebuilt."""
+    opt = getattr(model, "optimizer", None)
+    current = [id(v) for v in model.trainable_variables]
+    if opt is None or not getattr(opt, "built", False):
+        _TRAINED_WITH[model] = current
+        return False
+    if verified():
+        built_for = getattr(opt, "_trainable_variables", None)
+        if built_for is None or [id(v) for v in built_for] == current:
+            return False
+        _reset_in_place(opt)
+        return True
+    before = _TRAINED_WITH.get(model)
+    _TRAINED_WITH[model] = current
+    if before is None or before == current:
+        return False
+    _recompile(model)
+    return True
+
+
+# ---- weight files ----------------------------------------------------------------------------------------
+def load_weights_any_name(model, path, load, **kwargs):
+    """Call Keras' ``load`` (a bound ``load_weights``) on ``path`` whatever its name: Keras 3 accepts
+    only ``.weights.h5``, so a file named ``ft1.h5`` is linked (or copied) under that suffix first."""
+    with tempfile.TemporaryDirectory(prefix="dl1-weights-") as tmp:
+        link = os.path.join(tmp, "w.weights.h5")
+        try:
+            os.symlink(os.path.abspath(path), link)
+        except OSError:
+            shutil.copyfile(path, link)
+        return load(link, **kwargs)
+
+
+def keras3_last_dense_units(h5file):
+    """Outputs of the last Dense layer in an open Keras 3 ``.weights.h5`` file, from its group names
+    (``layers/dense``, ``layers/dense_1``, ... in creation order), or None when this cannot be read
+    (other Keras versions: the caller then loads the file to find out)."""
+    if not verified():
+        return None
+    layers = h5file.get("layers", {})
+    dense = sorted((int(m.group(1) or 0), name) for name in layers
+                   if (m := re.fullmatch(r"dense(?:_(\d+))?", name)))
+    if not dense:
+        return None
+    try:
+        return int(layers[dense[-1][1]]["vars"]["0"].shape[-1])
+    except (KeyError, IndexError):
+        return None

@@ -1,0 +1,1 @@
+"""Training any Keras model on directory batches: cached frozen features, checkpoints, clean stops."""

@@ -1,0 +1,185 @@
+"""Cache the output of a model's frozen layers, once per image, so training the head is cheap.
+
+After ``finetune`` only the last layer learns, yet the 2017 code pushed every image through all of
+VGG16 every epoch. Here the longest run of leading layers that are frozen and deterministic (no
+dropout, no trainable BatchNorm) is the *prefix*; its outputs are computed once per image, stored with
+blosc2 in ``.dl1-cache/`` beside the data folder, and the rest of the model trains on them.
+
+The cache file is keyed by a fingerprint of the prefix's weights and the image size, so other weights
+get other files; inside a file, each row remembers its image's path, size and modification time, so
+changed or new images are recomputed and unchanged ones reused.
+"""
+
+import hashlib
+import json
+import os
+
+import keras
+import numpy as np
+
+from dl1.io.arrays import load_array, save_array
+from dl1.io.errors import DataError
+from dl1.io.log import warn
+
+CACHE_VERSION = 1
+_STOCHASTIC = tuple(getattr(keras.layers, name) for name in (
+    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "RandomFlip", "RandomRotation", "RandomTranslation",
+    "RandomZoom", "RandomContrast", "RandomBrightness", "RandomCrop") if hasattr(keras.layers, name))
+
+
+def is_frozen_deterministic(layer):
+    """True if ``layer`` gives the same output for the same input in training, and does not learn."""
+    if isinstance(layer, keras.Model):
+        return all(is_frozen_deterministic(sub) for sub in layer.layers)
+    if isinstance(layer, _STOCHASTIC):
+        return False
+    if layer.trainable_weights:
+        return False
+    # BatchNormalization without scale/offset still uses batch statistics while trainable
+    return not (isinstance(layer, keras.layers.BatchNormalization) and layer.trainable)
+
+
+def frozen_prefix_length(model):
+    """How many leading layers of a Sequential ``model`` are frozen and deterministic."""
+    if not isinstance(model, keras.Sequential):
+        return 0
+    k = 0
+    for layer in model.layers:
+        if not is_frozen_deterministic(layer):
+            break
+        k += 1
+    return k
+
+
+def weights_fingerprint(layers):
+    """A hash of the layers' names, configs' key parts and weight values (changes when any weight does)."""
+    h = hashlib.blake2b(digest_size=16)
+    for layer in layers:
+        h.update(f"{type(layer).__name__}:{layer.name}".encode())
+        for w in layer.weights:
+            arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
+            h.update(f"{arr.dtype}{arr.shape}".encode())
+            h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
+
+
+class FrozenPrefix:
+    """The first ``k`` layers of ``model`` as a model of their own, with a fingerprint of their weights."""
+
+    def __init__(self, model, k):
+        self.k = k
+        self.layers = model.layers[:k]
+        self.input_shape = tuple(model.inputs[0].shape[1:])
+        self.model = keras.Sequential([keras.Input(shape=self.input_shape)] + list(self.layers),
+                                      name="frozen_prefix")
+        self.output_shape = tuple(self.model.output_shape[1:])
+        policies = sorted({getattr(layer.dtype_policy, "name", "float32") for layer in self.layers})
+        self.fingerprint = weights_fingerprint(self.layers) + "-" + "+".join(policies)
+
+    @property
+    def worth_caching(self):
+        """Only when the prefix does real work (has weights) and leaves something to train."""
+        return any(layer.weights for layer in self.layers)
+
+    def head(self, model):
+        """The remaining layers of ``model`` as a model that takes the prefix's output."""
+        return keras.Sequential([keras.Input(shape=self.output_shape)] + list(model.layers[self.k:]),
+                                name="head")
+
+
+def default_cache_dir(directory):
+    """``.dl1-cache`` beside the data folder, or ``$DL1_CACHE_DIR``, or ``~/.cache/dl1`` if read-only."""
+    env = os.environ.get("DL1_CACHE_DIR")
+    if env:
+        return env
+    parent = os.path.dirname(os.path.abspath(directory))
+    if os.access(parent, os.W_OK):
+        return os.path.join(parent, ".dl1-cache")
+    return os.path.join(os.path.expanduser("~"), ".cache", "dl1", "features")
+
+
+def _stamp(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+class FeatureCache:
+    """Frozen-prefix outputs for the images of a ``DirectoryIterator``, cached on disk."""
+
+    def __init__(self, prefix, batch_size=32, verbose=True):
+        self.prefix = prefix
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def path_for(self, batches):
+        key = json.dumps({"v": CACHE_VERSION, "weights": self.prefix.fingerprint,
+                          "folder": os.path.abspath(batches.directory),
+                          "input": list(self.prefix.input_shape), "target": list(batches.target_size),
+                          "interp": batches.interpolation, "color": batches.color_mode}, sort_keys=True)
+        digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+        name = os.path.basename(os.path.normpath(batches.directory)) or "data"
+        return os.path.join(default_cache_dir(batches.directory), f"{name}-{digest}.b2nd")
+
+    def _load(self, path):
+        if not os.path.exists(path):
+            return None, {}
+        try:
+            data, meta = load_array(path, with_meta=True)
+            index = meta["index"]
+            rows = {(f, s, m): i for i, (f, s, m) in enumerate(index["files"])}
+            return (data, index["ok"]), rows
+        except (DataError, KeyError, ValueError, TypeError):
+            return None, {}  # damaged or foreign file: recompute everything
+
+    def features(self, batches):
+        """``(features, ok)``: one row per ``batches.filenames`` entry, ``ok`` False for unreadable files."""
+        path = self.path_for(batches)
+        cached, rows = self._load(path)
+        stamps = [_stamp(p) for p in batches.filepaths]
+        out = np.zeros((batches.n,) + self.prefix.output_shape, dtype=np.float32)
+        ok = np.ones(batches.n, dtype=bool)
+        todo = []
+        for i, (name, (size, mtime)) in enumerate(zip(batches.filenames, stamps, strict=True)):
+            row = rows.get((name, size, mtime))
+            if row is None:
+                todo.append(i)
+            else:
+                out[i] = cached[0][row]
+                ok[i] = cached[1][row]
+        if todo:
+            self._compute(batches, np.array(todo), out, ok, len(todo) < batches.n)
+        if todo or len(rows) != batches.n:
+            index = {"files": [[f, s, m] for f, (s, m) in zip(batches.filenames, stamps, strict=True)],
+                     "ok": [bool(v) for v in ok]}
+            try:
+                save_array(path, out, meta={"index": index})
+            except OSError as e:
+                warn("could not write the feature cache %s (%s); continuing without it", path, e)
+        elif self.verbose:
+            print(f"Using cached features for {batches.n} images of {batches.directory}", flush=True)
+        return out, ok
+
+    def _compute(self, batches, todo, out, ok, partial):
+        from tqdm.auto import tqdm
+
+        from dl1.io.pools import prefetch_pool
+
+        what = f"{len(todo)} new or changed images" if partial else f"{len(todo)} images"
+        chunks = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
+        bar = tqdm(total=len(todo), desc=f"Features of {what} in {batches.directory}", unit="img",
+                   disable=not self.verbose)
+        loader = prefetch_pool()
+        try:  # substitute=False keeps unreadable files in their rows (marked not ok below)
+            pending = loader.submit(batches.load_images, chunks[0], False)
+            for n, chunk in enumerate(chunks):
+                x, _ = pending.result()
+                if n + 1 < len(chunks):  # decode the next chunk while this one goes through the model
+                    pending = loader.submit(batches.load_images, chunks[n + 1], False)
+                out[chunk] = self.prefix.model.predict_on_batch(x)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        for i in todo:
+            if batches.filenames[i] in batches.bad_files:
+                ok[i] = False

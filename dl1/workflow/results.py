@@ -1,0 +1,117 @@
+"""``Results``: the one owner of a data folder's ``results/`` file names and of ``dl1-model.json``.
+
+Every step (finetune, predict, inspect, submit, the notebooks) asks this object where its files are,
+so a name is spelled once: ``ft3.h5``, ``test_preds.dat``, ``submission.csv``, ...
+"""
+
+import json
+import os
+import re
+
+from dl1.io.arrays import load_array, save_array
+from dl1.io.atomic import write_text
+from dl1.io.errors import DL1Error
+
+MODEL_FILE = "dl1-model.json"
+_EPOCH_FILE = re.compile(r"^ft(\d+)\.h5$")
+
+
+class Results:
+    """``DIR/results`` (or ``DIR/sample/results``) and what the steps write there."""
+
+    CHECKPOINT = "checkpoint.npz"
+    TEST_PREDS = "test_preds.dat"
+    TEST_FILENAMES = "filenames.dat"
+    VALID_PREDS = "valid_preds.dat"
+    VALID_FILENAMES = "valid_filenames.dat"
+    VALID_LABELS = "valid_labels.dat"
+    SUBMISSION = "submission.csv"
+    LOG_LOSS_PNG = "log_loss.png"
+    CONFUSION_PNG = "confusion_matrix.png"
+    DEMO_PNG = "demo_predictions.png"
+
+    def __init__(self, root, create=True):
+        self.root = os.fspath(root)
+        self.path = os.path.join(self.root, "results")
+        if create:
+            os.makedirs(self.path, exist_ok=True)
+
+    def __repr__(self):
+        return f"Results({self.path!r})"
+
+    def file(self, name):
+        """The path of ``name`` inside the results folder."""
+        return os.path.join(self.path, name)
+
+    # ---- the model record ----------------------------------------------------------------------------
+    @property
+    def model_file(self):
+        return self.file(MODEL_FILE)
+
+    def read_model(self, classes_from=None, required=True):
+        """What ``finetune`` recorded: classes, size, weights file, epochs done, ... Without the record
+        (a model trained in a notebook) the class names may come from the class folders of
+        ``classes_from`` (train/ or valid/). Returns None when absent and not ``required``."""
+        try:
+            with open(self.model_file, encoding="utf-8") as f:
+                return json.load(f)
+        except FileNotFoundError:
+            for folder in classes_from or []:
+                if os.path.isdir(folder):
+                    names = sorted(n for n in os.listdir(folder)
+                                   if os.path.isdir(os.path.join(folder, n)) and not n.startswith("."))
+                    if names:
+                        return {"classes": names}
+            if not required:
+                return None
+            raise DL1Error(f"no trained model in {self.path}: run 'dl1 finetune' first") from None
+        except ValueError as e:
+            if not required:
+                return None
+            raise DL1Error(f"{self.model_file} is damaged ({e}); run 'dl1 finetune' again") from None
+
+    def write_model(self, info):
+        write_text(self.model_file, json.dumps(info, indent=1))
+
+    # ---- per-epoch weights ---------------------------------------------------------------------------
+    @staticmethod
+    def epoch_weights_name(epoch):
+        """The 2017 name of the weights after ``epoch`` epochs (1-based): ``ft1.h5``, ``ft2.h5``, ..."""
+        return f"ft{int(epoch)}.h5"
+
+    def epoch_weights(self):
+        """``[(epoch, path)]`` of the per-epoch weight files present, oldest first."""
+        found = []
+        for name in os.listdir(self.path) if os.path.isdir(self.path) else []:
+            m = _EPOCH_FILE.match(name)
+            if m:
+                found.append((int(m.group(1)), self.file(name)))
+        return sorted(found)
+
+    def prune_epoch_weights(self, keep, protect=()):
+        """Delete all but the ``keep`` newest per-epoch weight files (never one in ``protect``); returns
+        the deleted paths. ``keep`` <= 0 keeps everything."""
+        if keep is None or keep <= 0:
+            return []
+        protect = {os.path.abspath(p) for p in protect}
+        files = self.epoch_weights()
+        doomed = [path for _, path in files[:-keep] if os.path.abspath(path) not in protect]
+        for path in doomed:
+            os.remove(path)
+        return doomed
+
+    # ---- arrays --------------------------------------------------------------------------------------
+    def save(self, name, array):
+        path = self.file(name)
+        save_array(path, array)
+        return path
+
+    def load(self, names, step):
+        """The arrays ``names``; a missing one is a one-line error naming the ``step`` that writes it."""
+        out = []
+        for name in names:
+            path = self.file(name)
+            if not os.path.exists(path):
+                raise DL1Error(f"{path} not found: run '{step}' first")
+            out.append(load_array(path))
+        return out

@@ -1,0 +1,256 @@
+"""The Dogs-vs-Cats main job, one function per step: what ``dl1 prepare|finetune|predict|inspect|submit``
+run and what the Redux notebook calls. Each prints the lines a user reads and returns what it made.
+
+    prepare(DIR)  ->  finetune(DIR)  ->  predict(DIR)  ->  inspect(DIR)  ->  submit(DIR)
+"""
+
+import os
+import time
+
+from dl1.data.prepare import prepare_data
+from dl1.inspect.predictions import plot_log_loss, save_inspection
+from dl1.io.errors import DL1Error, SubmissionError
+from dl1.io.log import note
+from dl1.kaggle.cli import download, resolve_competition
+from dl1.kaggle.cli import submit as kaggle_submit
+from dl1.kaggle.submission import (
+    best_clip,
+    binary_submission,
+    log_loss_score,
+    multiclass_submission,
+    validate_submission,
+    write_submission,
+)
+from dl1.workflow.results import Results
+
+# Keras (and PyTorch) are imported only inside the steps that run a model, so that ``dl1 prepare``,
+# ``dl1 submit`` and ``dl1 validate`` start in a fraction of a second.
+
+DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
+
+
+def data_root(directory, sample=False):
+    """The folder a step works on: ``directory``, or ``directory/sample`` with ``sample``."""
+    return os.path.join(directory, "sample") if sample else os.fspath(directory)
+
+
+def _need_dir(path, hint):
+    if not os.path.isdir(path):
+        raise DL1Error(f"folder not found: {path} ({hint})")
+
+
+def weights_arg(value):
+    """``'imagenet'``, None (for 'none'/'random') or an existing file, from a command-line value."""
+    if value is None or str(value).lower() in ("none", "random"):
+        return None
+    if str(value).lower() == "imagenet":
+        return "imagenet"
+    if not os.path.isfile(value):
+        raise DL1Error(f"weights file not found: {value} (use imagenet, none or a file)")
+    return value
+
+
+def _mixed(value):
+    return {"on": True, "off": False, "auto": "auto"}.get(value, value)
+
+
+# ---- prepare ---------------------------------------------------------------------------------------------
+def prepare(directory, valid=2000, sample_train=200, sample_valid=50, seed=0, label_regex=DEFAULT_LABEL_REGEX,
+            plural=True, check_images=True):
+    """Raw Kaggle data (folders or zips) into the course layout; safe to re-run. Returns the report."""
+    report = prepare_data(directory, valid=valid, sample_train=sample_train, sample_valid=sample_valid,
+                          seed=seed, label_regex=label_regex, plural=plural, check_images=check_images)
+    if report.unreadable:
+        print(f"Set aside {len(report.unreadable)} unreadable image(s) under "
+              f"{os.path.join(directory, 'unreadable')}: {', '.join(report.unreadable[:5])}")
+    print(report.summary())
+    return report
+
+
+# ---- finetune --------------------------------------------------------------------------------------------
+def _epoch_weights_saver(vgg, results, info, keep):
+    """A Keras callback that saves ``ft<epoch>.h5`` (1-based) and the model record after each epoch, and
+    keeps only the ``keep`` newest such files."""
+    import keras
+
+    class SaveEpochWeights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            name = results.epoch_weights_name(epoch + 1)
+            vgg.model.save_weights(results.file(name))
+            info.update(weights=name, epochs_done=epoch + 1, val_accuracy=(logs or {}).get("val_accuracy"))
+            results.write_model(info)
+            for path in results.prune_epoch_weights(keep, protect=[results.file(name)]):
+                note("removed %s (--keep %d)", os.path.basename(path), keep)
+
+    return SaveEpochWeights()
+
+
+def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights="imagenet", size=224, seed=0,
+             cache=True, checkpoint_every=None, restart=False, mixed_precision="auto", jit=False, verbose=1,
+             keep=2):
+    """The 7-line recipe on ``directory/train`` and ``directory/valid``: ``ft<N>.h5`` after each epoch
+    (the ``keep`` newest kept), ``dl1-model.json``, and a checkpoint that a re-run resumes from."""
+    from dl1.models.vgg16 import Vgg16
+
+    root = data_root(directory, sample)
+    for split in ("train", "valid"):
+        _need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
+    results = Results(root)
+    base = weights
+    vgg = Vgg16(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
+                jit_compile=True if jit else "auto")
+    batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
+    val_batches = vgg.get_batches(os.path.join(root, "valid"), batch_size=batch_size * 2, shuffle=False)
+    vgg.finetune(batches)
+    vgg.compile(lr=lr)
+    checkpoint = results.file(Results.CHECKPOINT)
+    if restart and os.path.exists(checkpoint):
+        os.remove(checkpoint)
+    info = {"classes": vgg.classes, "size": list(vgg.size), "base_weights": base, "lr": lr,
+            "batch_size": batch_size, "epochs": epochs, "policy": vgg.policy}
+    old = None if restart else results.read_model(required=False)
+    if old and old.get("classes") == info["classes"] and old.get("size") == info["size"]:
+        info.update({k: old[k] for k in ("weights", "epochs_done", "val_accuracy") if k in old})
+    start = time.time()
+    history = vgg.fit(batches, val_batches, nb_epoch=epochs, cache=cache, checkpoint=checkpoint,
+                      checkpoint_every=checkpoint_every,
+                      callbacks=[_epoch_weights_saver(vgg, results, info, keep)], verbose=verbose)
+    results.write_model(info)
+    acc = history.history.get("val_accuracy") or [info.get("val_accuracy")]
+    print(f"Fine-tuned {info.get('epochs_done', 0)} epoch(s) in {time.time() - start:.0f}s; "
+          f"validation accuracy {acc[-1] if acc[-1] is not None else float('nan'):.3f}; "
+          f"weights {results.file(info.get('weights', '?'))}")
+    return info
+
+
+def load_trained(root, weights_file=None):
+    """``(vgg, results, info)``: the model ``finetune`` trained in ``root``, with its class names."""
+    from dl1.models.vgg16 import Vgg16
+
+    results = Results(root)
+    info = results.read_model()
+    path = weights_file or results.file(info.get("weights") or "")
+    if not os.path.isfile(path):
+        raise DL1Error(f"weights file not found: {path}; run 'dl1 finetune' (or give --weights)")
+    vgg = Vgg16(weights=None, size=tuple(info["size"]), verbose=False,
+                mixed_precision=info.get("policy") or False)
+    vgg.ft(len(info["classes"]))
+    vgg.model.load_weights(path)
+    vgg.classes = list(info["classes"])
+    return vgg, results, info
+
+
+# ---- predict ---------------------------------------------------------------------------------------------
+def predict(directory, sample=False, weights=None, batch_size=64, valid=True):
+    """Probabilities for ``test/`` (and ``valid/``) under ``results/``; returns the test predictions."""
+    from dl1.train.fit import predict_batches
+
+    root = data_root(directory, sample)
+    test = os.path.join(root, "test")
+    if not os.path.isdir(test) and sample:
+        test = os.path.join(directory, "test")  # the sample has no test set of its own
+    _need_dir(test, "run 'dl1 prepare DIR' first")
+    vgg, results, _ = load_trained(root, weights)
+    batches, preds = vgg.test(test, batch_size=batch_size)
+    path = results.save(Results.TEST_PREDS, preds)
+    results.save(Results.TEST_FILENAMES, batches.filenames)
+    print(f"Predicted {len(preds)} test images -> {path}")
+    valid_dir = os.path.join(root, "valid")
+    if valid and os.path.isdir(valid_dir):
+        vb = vgg.get_batches(valid_dir, shuffle=False, batch_size=batch_size)
+        vp = predict_batches(vgg.model, vb)
+        path = results.save(Results.VALID_PREDS, vp)
+        results.save(Results.VALID_FILENAMES, vb.filenames)
+        results.save(Results.VALID_LABELS, vb.classes)
+        acc = float((vp.argmax(1) == vb.classes).mean())
+        print(f"Predicted {len(vp)} validation images (accuracy {acc:.3f}) -> {path}")
+    return preds
+
+
+# ---- inspect ---------------------------------------------------------------------------------------------
+def inspect(directory, sample=False, n_view=4, seed=0):
+    """PNGs of right, wrong and uncertain validation predictions, the confusion matrix and the log-loss
+    curve; prints the counts and the best clip value. Returns the files written."""
+    root = data_root(directory, sample)
+    results = Results(root)
+    info = results.read_model()
+    probs, filenames, labels = results.load(
+        [Results.VALID_PREDS, Results.VALID_FILENAMES, Results.VALID_LABELS], "dl1 predict DIR")
+    classes = info["classes"]
+    sel, _, written = save_inspection(os.path.join(root, "valid"), list(filenames), probs, labels, classes,
+                                      results.path, n_view=n_view, seed=seed)
+    plot_log_loss(results.file(Results.LOG_LOSS_PNG))
+    written.append(results.file(Results.LOG_LOSS_PNG))
+    print(f"Found {sel['n_correct']} correct labels and {sel['n_incorrect']} incorrect labels")
+    print("(confusion matrix above: rows are the true classes, columns the predicted ones: "
+          + ", ".join(classes) + ")")
+    mx, scores = best_clip(labels, probs)
+    print(f"Validation log loss: {log_loss_score(labels, probs):.4f} unclipped, "
+          f"{scores[mx]:.4f} clipped at {mx} (best clip)")
+    print("Wrote " + ", ".join(os.path.basename(w) for w in written) + f" in {results.path}")
+    return written
+
+
+# ---- submit ----------------------------------------------------------------------------------------------
+def clip_value(value, results):
+    """A clip value from ``'auto'`` (best on the validation set), ``'none'`` or a number in [0.5, 1]."""
+    text = str(value)
+    if text == "auto":
+        labels, probs = results.load([Results.VALID_LABELS, Results.VALID_PREDS], "dl1 predict DIR")
+        mx, _ = best_clip(labels, probs)
+        print(f"Clip chosen on the validation set: {mx}")
+        return mx
+    if value is None or text.lower() == "none":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise DL1Error(f"--clip must be a number, 'auto' or 'none', not {text!r}") from None
+    if not 0.5 <= number <= 1.0:
+        raise DL1Error(f"--clip must be between 0.5 and 1 (probabilities go to [1-clip, clip]), not {number}")
+    return number
+
+
+def submit(directory, clip="0.95", output=None, positive=None, upload=False, message=None, competition=None):
+    """``results/submission.csv`` from the test predictions, validated against ``test/``; with ``upload``
+    also sent to Kaggle. Returns the file's path."""
+    results = Results(directory)
+    info = results.read_model([os.path.join(directory, "train"), os.path.join(directory, "valid")])
+    preds, filenames = results.load([Results.TEST_PREDS, Results.TEST_FILENAMES], "dl1 predict DIR")
+    classes = info["classes"]
+    clip = clip_value(clip, results)
+    out = output or results.file(Results.SUBMISSION)
+    if len(classes) == 2:
+        positive = positive or classes[1]
+        if positive not in classes:
+            raise DL1Error(f"--positive {positive} is not one of the classes {classes}")
+        df = binary_submission(preds, filenames, clip=clip, column=classes.index(positive))
+        what = f"label = P({positive})"
+    else:
+        df = multiclass_submission(preds, filenames, classes, clip=clip)
+        what = "one column per class"
+    test = os.path.join(directory, "test")
+    write_submission(df, out, expected=test)
+    print(f"Wrote {out}: {len(df)} rows, {what}, valid for {test}")
+    if upload:
+        if not message:
+            raise DL1Error("--upload needs a message: -m 'what you changed'")
+        print(kaggle_submit(out, message, resolve_competition(directory, competition)).strip())
+    return out
+
+
+def validate(file, test=None):
+    """``(ok, message)`` for a submission file, checked against the images of ``test`` when given."""
+    try:
+        df = validate_submission(file, expected=test)
+    except SubmissionError as e:
+        return False, f"INVALID: {e}"
+    checked = f" against {test}" if test else ""
+    return True, f"OK: {file} has {len(df)} rows, columns {', '.join(map(str, df.columns))}{checked}"
+
+
+def kaggle_download(directory, competition=None, force=False):
+    """A competition's files into ``directory`` through the official ``kaggle`` command."""
+    files = download(directory, competition, force=force)
+    print(f"In {directory}: {', '.join(files)}. Next: dl1 prepare {directory}")
+    return files
