@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 
+from dl1.data import datasets
 from dl1.data.sample import write_sample
 from dl1.io.errors import DL1Error
 from dl1.workflow import steps
@@ -32,11 +33,26 @@ def _positive_int(text):
     return value
 
 
+def _print_counts(directory, counts, unit="images"):
+    for name, n in sorted(counts.items()):
+        print(f"  {os.path.join(directory, name)}: {n} {unit}")
+
+
 def cmd_sample(args):
-    counts = write_sample(args.dir, n=args.n, n_test=args.n_test, seed=args.seed, layout=args.layout,
-                          max_side=args.max_size, force=args.force)
-    for folder, n in sorted(counts.items()):
-        print(f"  {os.path.join(args.dir, folder)}: {n} images")
+    if args.dataset != "dogscats":
+        options = {"n": args.n} if args.n is not None else {}
+        counts = datasets.get(args.dataset).synthesize(args.dir, seed=args.seed, **options)
+        _print_counts(args.dir, counts, unit="")
+        return 0
+    counts = write_sample(args.dir, n=200 if args.n is None else args.n, n_test=args.n_test, seed=args.seed,
+                          layout=args.layout, max_side=args.max_size, force=args.force)
+    _print_counts(args.dir, counts)
+    return 0
+
+
+def cmd_download(args):
+    counts = datasets.get(args.dataset).download(args.dir, verbose=not args.quiet)
+    _print_counts(args.dir, counts, unit="")
     return 0
 
 
@@ -95,10 +111,16 @@ def build_parser():
                                 "step by step (each subcommand has --help).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    s = sub.add_parser("sample", help="write a small synthetic cats/dogs image set",
-                       description="Write a synthetic two-class image set, deterministic from --seed.")
+    s = sub.add_parser("sample", help="write a small synthetic data set (cats/dogs, or --dataset NAME)",
+                       description="Write a synthetic data set in the published format, deterministic from "
+                                   "--seed: cats/dogs images by default, or a stand-in for another data set "
+                                   f"of the course (--dataset: {', '.join(['dogscats'] + datasets.names())}).")
     s.add_argument("dir", help="folder to write into")
-    s.add_argument("--n", type=int, default=200, help="labelled images, half cats half dogs (default 200)")
+    s.add_argument("--dataset", default="dogscats", choices=["dogscats"] + datasets.names(),
+                   help="which data set to imitate (default dogscats)")
+    s.add_argument("--n", type=int, default=None,
+                   help="size: labelled images for dogscats (default 200, half cats half dogs); for the "
+                        "other data sets their main count (ratings, reviews, characters, images)")
     s.add_argument("--n-test", type=int, default=None, help="unlabelled test images (default n/4)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--layout", choices=["kaggle", "course"], default="kaggle",
@@ -184,6 +206,15 @@ def build_parser():
     s.add_argument("file")
     s.add_argument("--test", default=None, help="test folder whose images must each have one row")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("download", help="download one of the course's public data sets into DIR",
+                       description="Download a public data set of the course from where it is published "
+                                   "today, resumable and checksummed, and unpack it into DIR. Kaggle "
+                                   "competitions: 'dl1 kaggle download'.")
+    s.add_argument("dataset", choices=datasets.names(), help="which data set")
+    s.add_argument("dir", help="folder to put it in")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_download)
 
     k = sub.add_parser("kaggle", help="Kaggle downloads (official kaggle CLI)",
                        description="Kaggle data through the official kaggle command.")
