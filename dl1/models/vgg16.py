@@ -18,6 +18,7 @@ True: also ``torch.compile``, which pays off on long GPU runs after a slow first
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -29,7 +30,7 @@ from dl1.models.weights import imagenet_weights_path, load_class_index
 from dl1.nn.layers import Conv2D, MaxPooling2D
 from dl1.nn.model import Sequential
 from dl1.nn.optimizers import Adam, LossScaleOptimizer, mixed_precision_policy
-from dl1.nn.weightfiles import is_legacy_h5, read_legacy_h5
+from dl1.nn.weightfiles import KIND_TEXT, file_kind, saved_num_classes
 from dl1.train.fit import fit_model, predict_batches
 
 # ImageNet RGB means, channels-last (the 2017 array was (3, 1, 1) for channels-first).
@@ -39,9 +40,15 @@ CONV_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 
 def vgg_preprocess(x):
-    """Subtract the ImageNet mean and turn RGB into BGR (numpy arrays, last axis = channels)."""
-    x = np.asarray(x, dtype=np.float32) - vgg_mean
-    return x[..., ::-1]
+    """Subtract the ImageNet mean and turn RGB into BGR (last axis = channels). Takes numpy arrays
+    (gives numpy) and any backend's tensors on any device, symbolic ones too (``keras.ops``), so
+    ``Lambda(vgg_preprocess)`` works on a GPU and under autograd."""
+    if isinstance(x, (np.ndarray, list, tuple, int, float, np.number)):
+        return (np.asarray(x, dtype=np.float32) - vgg_mean)[..., ::-1]
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if not dtype.startswith(("float", "bfloat")):
+        x, dtype = keras.ops.cast(x, "float32"), "float32"
+    return keras.ops.flip(x - keras.ops.convert_to_tensor(vgg_mean.reshape(3), dtype=dtype), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="dl1")
@@ -125,24 +132,67 @@ class Vgg16:
             weights = os.fspath(weights)
             if not os.path.isfile(weights):
                 raise WeightsError(f"weights file not found: {weights}")
-            num_classes = _saved_num_classes(weights) or 1000
+            num_classes = saved_num_classes(weights) or 1000
         self.model = Sequential(self._layers(1000), name="vgg16")
         if weights is None:
             pass
         elif weights == "imagenet":
-            self._load_imagenet()
+            self._load_file(imagenet_weights_path(include_top=self._has_top), imagenet=True)
         else:
-            if num_classes != 1000:
+            if num_classes != 1000 and self._has_top:
                 self.ft(num_classes)  # a fine-tuned model's file: rebuild its head first
-            self.model.load_weights(weights)
+            self._load_file(weights)
         return self.model
 
-    def _load_imagenet(self):
-        path = imagenet_weights_path()
-        report = self.model.load_weights(path, skip_mismatch=True)
-        if report.skipped:
-            self._say(f"Note: at size {self.size} the layers {', '.join(report.skipped)} start with random "
-                      "weights: the ImageNet dense-layer weights fit 224x224 inputs only.")
+    @property
+    def _has_top(self):
+        return getattr(self, "include_top", True)
+
+    def _load_file(self, path, imagenet=False):
+        """Load any VGG16 weights file a user may hold: Keras' ImageNet ``.h5`` (Keras 2 layout), a
+        Keras 3 ``.weights.h5``/``.keras`` of ``keras.applications.VGG16``, or a file saved by
+        ``Vgg16(...).model.save_weights``. At another size than 224 the first dense layer cannot take
+        the file's weights and starts random (with a note); a file that leaves any other layer without
+        weights (Keras 3 skips missing layers silently) is refused in one line."""
+        skip = self.size != (224, 224)
+        # the layers every VGG16 file holds (Vgg16BN's BatchNormalization layers are in none of Keras')
+        layers = [layer for layer in self.model.layers if isinstance(layer, (L.Conv2D, L.Dense))]
+        kept = {}
+        for layer in layers:  # mark every layer, so that one the file does not fill can be told
+            first = layer.weights[0]
+            if skip and layer.name in _SIZE_DEPENDENT:
+                kept[layer.name] = keras.ops.convert_to_numpy(first)
+            first.assign(np.full(first.shape, np.nan, dtype="float32"))
+        try:
+            with warnings.catch_warnings():
+                if skip:  # Keras warns per skipped layer; the note below says it once, in words
+                    warnings.simplefilter("ignore")
+                self.model.load_weights(path, skip_mismatch=skip)
+        except WeightsError:
+            raise
+        except (ValueError, KeyError, TypeError, OSError) as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise self._unfit(path, first) from None
+        empty = [layer for layer in layers if _still_marked(layer)]
+        for layer in empty:
+            if layer.name in kept:
+                layer.weights[0].assign(kept[layer.name])
+        wrong = [layer.name for layer in empty if layer.name not in kept]
+        if wrong:
+            shown = ", ".join(wrong[:4]) + (f" and {len(wrong) - 4} more" if len(wrong) > 4 else "")
+            raise self._unfit(path, f"it has no weights (or weights of another shape) for {shown}")
+        if empty:
+            why = "the ImageNet dense-layer weights fit 224x224 inputs only" if imagenet else \
+                "their shapes in the file do not fit this size"
+            self._say(f"Note: at size {self.size} the layers {', '.join(layer.name for layer in empty)} start "
+                      f"with random weights: {why}.")
+
+    def _unfit(self, path, reason):
+        return WeightsError(
+            f"{path} is {KIND_TEXT[file_kind(path)]} that does not fit {type(self).__name__} (size "
+            f"{self.size[0]}x{self.size[1]}): {reason}. Expected VGG16 weights: Keras' ImageNet .h5, a "
+            ".weights.h5 or .keras file saved from keras.applications.VGG16, or a file saved with "
+            "Vgg16(...).model.save_weights")
 
     def get_classes(self):
         """Set ``self.classes`` to the 1000 ImageNet class names (placeholders ``class_N`` when the model
@@ -218,22 +268,13 @@ class Vgg16:
         return test_batches, predict_batches(self.model, test_batches, **kwargs)
 
 
-def _saved_num_classes(path):
-    """Number of outputs of the last layer stored in a weights file, when it can be read."""
-    try:
-        if is_legacy_h5(path):
-            saved = read_legacy_h5(path)
-            return int(saved[-1][1][-1].shape[-1]) if saved else None
-        import re
+_SIZE_DEPENDENT = ("fc1",)  # the first dense layer's input is the flattened conv output: size-dependent
 
-        import h5py
 
-        with h5py.File(path, "r") as f:  # Keras 3 layout: layers/dense, layers/dense_1, ... in model order
-            dense = sorted((int(m.group(1) or 0), name) for name in f.get("layers", {})
-                           if (m := re.fullmatch(r"dense(?:_(\d+))?", name)))
-            return int(f["layers"][dense[-1][1]]["vars"]["0"].shape[-1]) if dense else None
-    except (OSError, KeyError, IndexError):
-        return None
+def _still_marked(layer):
+    """True when loading left the NaN mark in the layer's first weight (the file did not fill it)."""
+    first = keras.ops.reshape(layer.weights[0], (-1,))[0]
+    return bool(np.isnan(keras.ops.convert_to_numpy(first)))
 
 
 class Vgg16BN(Vgg16):

@@ -92,8 +92,14 @@ def fetch(remote, env_var=None, what="file"):
         "random weights.")
 
 
-def imagenet_weights_path():
-    return fetch(VGG16_WEIGHTS, "DL1_WEIGHTS", "VGG16 ImageNet weights")
+def imagenet_weights_path(include_top=True):
+    """The VGG16 ImageNet weights file: the full one, or Keras' ``notop`` file (58 MB instead of 528 MB)
+    for a network without its dense head. ``DL1_WEIGHTS`` (any VGG16 weights file) wins over both."""
+    if include_top or os.environ.get("DL1_WEIGHTS"):
+        return fetch(VGG16_WEIGHTS, "DL1_WEIGHTS", "VGG16 ImageNet weights")
+    # a full file already here does as well (its head is ignored); else the small notop download
+    return local_path(VGG16_WEIGHTS) or fetch(VGG16_WEIGHTS_NO_TOP, None,
+                                              "VGG16 ImageNet weights without the dense head")
 
 
 def have_imagenet_weights():

@@ -113,11 +113,12 @@ def sync_optimizer(model):
 
 
 # ---- weight files ----------------------------------------------------------------------------------------
-def load_weights_any_name(model, path, load, **kwargs):
+def load_weights_any_name(path, load, suffix=".weights.h5", **kwargs):
     """Call Keras' ``load`` (a bound ``load_weights``) on ``path`` whatever its name: Keras 3 accepts
-    only ``.weights.h5``, so a file named ``ft1.h5`` is linked (or copied) under that suffix first."""
+    only ``.weights.h5`` (or ``.keras``), so a file named ``ft1.h5`` is linked (or copied) under that
+    suffix first."""
     with tempfile.TemporaryDirectory(prefix="dl1-weights-") as tmp:
-        link = os.path.join(tmp, "w.weights.h5")
+        link = os.path.join(tmp, "w" + suffix)
         try:
             os.symlink(os.path.abspath(path), link)
         except OSError:

@@ -10,6 +10,7 @@ truncated file under the real name.
 
 import math
 import os
+import warnings
 
 import keras
 
@@ -18,7 +19,7 @@ from dl1.io.errors import WeightsError
 from dl1.nn import kprivate
 from dl1.nn.kprivate import sync_optimizer
 from dl1.nn.optimizers import get_optimizer
-from dl1.nn.weightfiles import is_legacy_h5, load_legacy_h5
+from dl1.nn.weightfiles import KIND_TEXT, file_kind, load_legacy_h5
 
 __all__ = ["CompatModelMixin", "Model", "Sequential", "sync_optimizer"]
 
@@ -40,17 +41,25 @@ class CompatModelMixin:
             super().save_weights(tmp, **kwargs)
 
     def load_weights(self, filepath, skip_mismatch=False, by_name=None, **kwargs):
-        """Load weights saved by ``save_weights`` (any name) or a Keras-2 ``.h5`` file such as Keras'
-        own ImageNet weights (matched by layer name, else by order)."""
+        """Load weights saved by ``save_weights`` (any name), a ``.keras`` model file, or a Keras-2 ``.h5``
+        file such as Keras' own ImageNet weights (matched by layer name, else by order). Returns a
+        ``LoadReport`` for Keras-2 files, else None. A file that is none of these is one line."""
         filepath = os.fspath(filepath)
         if not os.path.isfile(filepath):
             raise WeightsError(f"weights file not found: {filepath}")
-        if is_legacy_h5(filepath):
+        kind = file_kind(filepath)
+        if kind == "keras2-h5":
             return load_legacy_h5(self, filepath, skip_mismatch=skip_mismatch)
-        if filepath.endswith((".weights.h5", ".keras")):
-            return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-        return kprivate.load_weights_any_name(self, filepath, super().load_weights, skip_mismatch=skip_mismatch,
-                                              **kwargs)
+        if kind == "unknown":
+            raise WeightsError(f"{filepath} is {KIND_TEXT[kind]} (expected an HDF5 .h5/.weights.h5 file or a "
+                               ".keras file)")
+        suffix = ".keras" if kind == "keras-archive" else ".weights.h5"
+        with warnings.catch_warnings():  # the optimizer's state is rebuilt on its first step anyway
+            warnings.filterwarnings("ignore", message=r"Skipping variable loading for optimizer")
+            if filepath.endswith(suffix):
+                return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+            return kprivate.load_weights_any_name(filepath, super().load_weights, suffix,
+                                                  skip_mismatch=skip_mismatch, **kwargs)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=None, *args, nb_epoch=None, **kwargs):
         epochs = _epochs(epochs, nb_epoch)

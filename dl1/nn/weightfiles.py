@@ -117,3 +117,64 @@ def save_legacy_h5(model, path):
             g.attrs["weight_names"] = [n.encode("utf8") for n in names]
             for name, value in zip(names, layer.get_weights(), strict=True):
                 g.create_dataset(name, data=value)
+
+
+# ---- what kind of file is this? ---------------------------------------------------------------------------
+def file_kind(path):
+    """``'keras2-h5'`` (Keras 2 layout: Keras' ImageNet downloads), ``'keras3-h5'`` (``save_weights`` of
+    Keras 3, under any name), ``'keras-archive'`` (a ``.keras`` model file) or ``'unknown'``."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = set(z.namelist())
+            return "keras-archive" if "config.json" in names and "model.weights.h5" in names else "unknown"
+        except (OSError, zipfile.BadZipFile):
+            return "unknown"
+    if is_legacy_h5(path):
+        return "keras2-h5"
+    try:
+        with h5py.File(path, "r") as f:
+            return "keras3-h5" if "layers" in f or "vars" in f else "unknown"
+    except (OSError, ValueError):
+        return "unknown"
+
+
+KIND_TEXT = {"keras2-h5": "a Keras 2 weights file", "keras3-h5": "a Keras 3 weights file",
+             "keras-archive": "a Keras model file (.keras)", "unknown": "not a Keras weights or model file"}
+
+
+def _archive_last_units(path):
+    """Outputs of the last layer in a ``.keras`` archive, from its ``config.json`` (public format)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        config = json.loads(z.read("config.json"))
+    layers = config.get("config", {}).get("layers") or []
+    for layer in reversed(layers):
+        units = layer.get("config", {}).get("units")
+        if units is not None:
+            return int(units)
+    return None
+
+
+def saved_num_classes(path):
+    """Number of outputs of the last Dense layer stored in a weights or model file, or None when it
+    cannot be told (the caller then builds the 1000-class network and lets loading say what is wrong)."""
+    from dl1.nn import kprivate
+
+    kind = file_kind(path)
+    try:
+        if kind == "keras2-h5":
+            saved = read_legacy_h5(path)
+            return int(saved[-1][1][-1].shape[-1]) if saved else None
+        if kind == "keras-archive":
+            return _archive_last_units(path)
+        if kind == "keras3-h5":
+            with h5py.File(path, "r") as f:
+                return kprivate.keras3_last_dense_units(f)
+    except (OSError, KeyError, IndexError, ValueError):
+        return None
+    return None
