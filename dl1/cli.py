@@ -50,6 +50,22 @@ def cmd_sample(args):
     return 0
 
 
+def cmd_cache(args):
+    from dl1.train.features import cache_files, default_cache_dir  # imports Keras
+
+    folder = default_cache_dir(os.path.join(args.dir, "train"))
+    files = cache_files(folder)
+    total = sum(size for _, size, _ in files)
+    if args.clear:
+        for path, _, _ in files:
+            os.remove(path)
+        print(f"Removed {len(files)} feature file(s) ({total / 2**20:.0f} MB) from {folder}")
+    else:
+        print(f"{folder}: {len(files)} feature file(s), {total / 2**20:.0f} MB (--clear removes them; "
+              "they are recomputed when needed)")
+    return 0
+
+
 def cmd_download(args):
     counts = datasets.get(args.dataset).download(args.dir, verbose=not args.quiet)
     _print_counts(args.dir, counts, unit="")
@@ -206,6 +222,14 @@ def build_parser():
     s.add_argument("file")
     s.add_argument("--test", default=None, help="test folder whose images must each have one row")
     s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("cache", help="show or clear the frozen-feature cache of a data folder",
+                       description="The frozen layers' outputs are cached in DIR/.dl1-cache (beside DIR's "
+                                   "train/, or $DL1_CACHE_DIR), bounded by DL1_CACHE_MAX_GB (20) and "
+                                   "DL1_CACHE_MAX_FILES (24), least recently used files going first.")
+    s.add_argument("dir", help="the data folder (the one holding train/ and valid/)")
+    s.add_argument("--clear", action="store_true", help="delete the cached features")
+    s.set_defaults(func=cmd_cache)
 
     s = sub.add_parser("download", help="download one of the course's public data sets into DIR",
                        description="Download a public data set of the course from where it is published "

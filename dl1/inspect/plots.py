@@ -37,12 +37,14 @@ def _title(t):
 def plots(ims, figsize=(12, 6), rows=1, interp=False, titles=None, fname=None):
     """Show images side by side (``rows`` rows), each with its title (2017 ``utils.plots``).
 
-    ``ims``: a batch array (N, H, W, C), a list of arrays or a list of PIL images.
+    ``ims``: a batch array (N, H, W, C), a list of arrays or a list of PIL images. With none (e.g. no
+    confident correct dogs from a random model) it says so in one line and returns: a notebook goes on.
     """
-    plt = _plt()
     ims = list(ims)
     if not ims:
-        raise ValueError("plots: no images to show")
+        print("no images to show")
+        return
+    plt = _plt()
     if isinstance(ims[0], np.ndarray):
         ims = [to_plot(im) for im in ims]
     rows = max(1, int(rows))

@@ -51,8 +51,6 @@ def plots_idx(idx, filenames, path, titles=None, fname=None, figsize=(12, 6)):
     from dl1.data.images import open_image
 
     ims = [open_image(os.path.join(path, filenames[i])) for i in idx]
-    if not ims:
-        return
     plots(ims, figsize=figsize, titles=titles, fname=fname)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from dl1.io.arrays import load_array, save_array
 from dl1.io.errors import DataError
-from dl1.io.log import warn
+from dl1.io.log import note, warn
 
 CACHE_VERSION = 1
 _STOCHASTIC = tuple(getattr(keras.layers, name) for name in (
@@ -99,6 +99,49 @@ def default_cache_dir(directory):
     return os.path.join(os.path.expanduser("~"), ".cache", "dl1", "features")
 
 
+def cache_limits():
+    """``(max bytes, max files)`` of a feature-cache folder: ``DL1_CACHE_MAX_GB`` (default 20) and
+    ``DL1_CACHE_MAX_FILES`` (default 24). Every change of frozen weights or image size makes a new file."""
+    gb = float(os.environ.get("DL1_CACHE_MAX_GB", "20"))
+    files = int(os.environ.get("DL1_CACHE_MAX_FILES", "24"))
+    return int(gb * 2**30), files
+
+
+def cache_files(folder):
+    """``[(path, size, last used)]`` of the feature files in ``folder``, least recently used first."""
+    try:
+        entries = [e for e in os.scandir(folder) if e.is_file() and e.name.endswith(".b2nd")]
+    except FileNotFoundError:
+        return []
+    return sorted(((e.path, e.stat().st_size, e.stat().st_mtime) for e in entries), key=lambda t: t[2])
+
+
+def prune_cache(folder, keep=()):
+    """Delete the least recently used feature files of ``folder`` until it is within ``cache_limits()``;
+    never one in ``keep``. Returns the deleted paths."""
+    max_bytes, max_files = cache_limits()
+    files = cache_files(folder)
+    total = sum(size for _, size, _ in files)
+    keep = {os.path.abspath(k) for k in keep}
+    deleted = []
+    for path, size, _ in files:
+        if total <= max_bytes and len(files) - len(deleted) <= max_files:
+            break
+        if os.path.abspath(path) in keep:
+            continue
+        try:
+            os.remove(path)
+        except OSError:
+            continue
+        total -= size
+        deleted.append(path)
+    if deleted:
+        note("feature cache %s: removed %d least recently used file(s) to stay within %.0f GB / %d files "
+             "(DL1_CACHE_MAX_GB, DL1_CACHE_MAX_FILES; 'dl1 cache --clear' empties it)", folder, len(deleted),
+             max_bytes / 2**30, max_files)
+    return deleted
+
+
 def _stamp(path):
     st = os.stat(path)
     return [st.st_size, st.st_mtime_ns]
@@ -154,10 +197,13 @@ class FeatureCache:
                      "ok": [bool(v) for v in ok]}
             try:
                 save_array(path, out, meta={"index": index})
+                prune_cache(os.path.dirname(path), keep=[path])
             except OSError as e:
                 warn("could not write the feature cache %s (%s); continuing without it", path, e)
-        elif self.verbose:
-            print(f"Using cached features for {batches.n} images of {batches.directory}", flush=True)
+        else:
+            os.utime(path)  # last used: pruning removes the least recently used files first
+            if self.verbose:
+                print(f"Using cached features for {batches.n} images of {batches.directory}", flush=True)
         return out, ok
 
     def _compute(self, batches, todo, out, ok, partial):

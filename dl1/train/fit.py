@@ -130,6 +130,36 @@ class _CheckpointCallback(keras.callbacks.Callback):
         self._save(epoch + 1, 0)
 
 
+class _SeenAsFullModel(keras.callbacks.Callback):
+    """The user's callbacks, shown the model they passed in rather than the head-only model that trains on
+    cached features: ``ModelCheckpoint`` saves the whole network (whose head layers are the ones being
+    trained), ``History.model`` is the user's model, and ``EarlyStopping``'s ``stop_training`` reaches
+    the loop that runs the head."""
+
+    def __init__(self, callbacks, full_model):
+        super().__init__()
+        self.callbacks = keras.callbacks.CallbackList(list(callbacks), model=full_model)
+        self.full_model = full_model
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.callbacks.set_params(params)
+
+    def set_model(self, model):
+        super().set_model(model)  # the head; the user's callbacks keep the full model
+
+    def _forward(self, hook, *args, **kwargs):
+        getattr(self.callbacks, hook)(*args, **kwargs)
+        if getattr(self.full_model, "stop_training", False) and self.model is not None:
+            self.model.stop_training = True
+
+
+for _hook in ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_train_batch_begin",
+              "on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+              "on_predict_begin", "on_predict_end", "on_predict_batch_begin", "on_predict_batch_end"):
+    setattr(_SeenAsFullModel, _hook, lambda self, *args, _h=_hook, **kwargs: self._forward(_h, *args, **kwargs))
+
+
 class _Tail(keras.utils.PyDataset):
     """The batches of ``data`` from ``start`` on: the rest of an epoch interrupted half way."""
 
@@ -215,6 +245,8 @@ def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoi
     if prefix is not None:
         data, val = _feature_data(prefix, batches, val_batches, verbose)
         target = _compile_like(prefix.head(model), model)
+        if callbacks:
+            callbacks = [_SeenAsFullModel(callbacks, model)]
     else:
         data, val, target = batches, val_batches, model
     data.set_epoch(start_epoch)
@@ -234,7 +266,9 @@ def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoi
             cb = _CheckpointCallback(ckpt, data, stop, checkpoint_every, 0, epochs) if ckpt else None
             histories.append(target.fit(data, epochs=epochs, initial_epoch=start_epoch,
                                         callbacks=list(callbacks or []) + ([cb] if cb else []), **common))
-    return _merge(histories)
+    merged = _merge(histories)
+    merged.set_model(model)  # the user's model, also when its head trained alone on cached features
+    return merged
 
 
 def predict_batches(model, batches, cache="auto", verbose=1):
