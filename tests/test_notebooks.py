@@ -168,6 +168,8 @@ def test_lesson3(kernel, lessons23_data, standin32, tmp_path):
     for key in ("no_dropout_val_accuracy", "augmented_val_accuracy", "bn_val_accuracy", "final_val_accuracy"):
         assert 0.0 <= results[key] <= 1.0, key
     assert results["final_lr"] == pytest.approx(1e-4)
+    # the batch-normalised head's BatchNormalization layers learned statistics of our images
+    assert results["bn_statistics_moved"] > 1e-4
     for name in ("no_dropout.h5", "aug1.h5", "bn.h5", "final1.h5", "final2.h5", "final3.h5"):
         assert (lessons23_data / "models" / name).exists(), name
 
@@ -184,6 +186,32 @@ def test_cnn_from_scratch(kernel, small_course, standin32, tmp_path):
     # VGG16 without its top at 32 pixels: 1x1x512 per image
     assert results["bottleneck_shape"] == [52, 1, 1, 512]
     assert 0.0 <= results["bottleneck_val_accuracy"] <= 1.0
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    """What a user tries first: 40 training images (course layout: 40 train, 10 valid; Kaggle layout: 40
+    labelled, 10 test)."""
+    from dl1.data.sample import write_sample
+
+    root = tmp_path_factory.mktemp("tiny")
+    write_sample(str(root / "course"), n=50, layout="course", seed=2, max_side=120, progress=False)
+    write_sample(str(root / "kaggle"), n=40, n_test=10, seed=2, max_side=120, progress=False)
+    return root
+
+
+@pytest.mark.parametrize("name", ["lesson1", "dogs_cats_redux", "lesson2", "lesson3", "cnn_from_scratch"])
+def test_image_notebooks_run_with_random_weights_on_40_images(kernel, tiny_sets, tmp_path, name):
+    """The course's defaults except the data (40 images) and weights=None: nothing divides by a zero
+    step, no split asks for 2,000 validation images, no plot of an empty selection stops the run."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_sets / ("kaggle" if name == "dogs_cats_redux" else "course"), data)
+    results, _ = nbtools.run_notebook(name, tmp_path / "out", {
+        "path": str(data), "size": 32, "weights": None, "epochs": 1, "batch_size": 8})
+    if name == "dogs_cats_redux":
+        counts = results["counts"]
+        assert counts["valid/cats"] + counts["valid/dogs"] == 8  # a fifth of 40, with a note
+        assert counts["train/cats"] + counts["train/dogs"] == 32
 
 
 MNIST_MIN_TEST_ACCURACY = 0.9

@@ -35,7 +35,7 @@ from dl1.data.batches import (
     onehot,
 )
 from dl1.data.imageops import ceil, floor, gray, mk_size, mk_square, to_bw, to_plot
-from dl1.data.prepare import prepare_data
+from dl1.data.prepare import prepare_data, split_sizes
 from dl1.data.sample import write_sample
 from dl1.inspect.plots import plot, plot_confusion_matrix, plots
 from dl1.inspect.predictions import inspect_predictions, plot_log_loss, plots_idx

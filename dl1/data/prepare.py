@@ -27,7 +27,7 @@ import numpy as np
 from dl1.data.images import header_problem, is_hidden_or_junk, is_image_name, natural_key
 from dl1.io.atomic import atomic_path, remove_stale_temps, write_text
 from dl1.io.errors import DataError
-from dl1.io.log import warn
+from dl1.io.log import note, warn
 from dl1.io.pools import decode_pool
 
 RECORD = ".dl1-prepare.json"
@@ -362,3 +362,25 @@ def _move_test_images(path, report, progress):
             raise DataError(f"refusing to overwrite {target} with {os.path.join(test, name)}")
         os.rename(os.path.join(test, name), target)
         report.moved += 1
+
+
+def split_sizes(path, valid=2000, sample_train=200, sample_valid=50, label_regex=DEFAULT_LABEL_REGEX,
+                plural=True):
+    """The split sizes to give ``prepare_data`` for the labelled images in ``path``: the ones asked for
+    when the data is big enough, else (a sample, a stand-in of 40 images) a fifth of the images for
+    validation and a sample of at most a third of the training images, with a note saying so. The same
+    images always give the same sizes, before and after preparation, so a re-run is accepted."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise DataError(f"folder not found: {path}")
+    extract_zips(path, progress=False)
+    total = len(_Inventory(path, _label_function(label_regex, plural)).where)
+    asked = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
+    if total == 0 or (valid <= total // 2 and sample_train <= total - valid and sample_valid <= valid):
+        return asked
+    n_valid = max(1, total // 5)
+    sizes = {"valid": n_valid, "sample_train": min(sample_train, max(1, (total - n_valid) // 3)),
+             "sample_valid": min(sample_valid, max(1, n_valid // 2))}
+    note("%s has %d labelled images, fewer than the split asks for (%s): using %s", path, total,
+         ", ".join(f"{k}={v}" for k, v in asked.items()), ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    return sizes
