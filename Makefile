@@ -31,4 +31,4 @@ test: dev-venv
 
 lint: dev-venv
 	$(BIN)/ruff check .
-	$(BIN)/shellcheck setup/*.sh .ci/run
+	$(BIN)/shellcheck setup/*.sh bench/*.sh .ci/run

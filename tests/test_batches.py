@@ -159,8 +159,7 @@ def test_augmented_batches_keep_shape_and_range(tiny):
 
 
 def test_mix_iterator_concatenates_one_batch_of_each(tiny):
-    from dl1.data.batches import ImageDataGenerator
-    from dl1.data.batches import MixIterator
+    from dl1.data.batches import ImageDataGenerator, MixIterator
 
     real = get_batches(tiny, batch_size=4, shuffle=False, target_size=(8, 8), verbose=False)
     pseudo = ImageDataGenerator().flow(np.zeros((6, 8, 8, 3)), np.tile([[0.5, 0.5]], (6, 1)), batch_size=2,
