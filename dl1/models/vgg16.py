@@ -26,6 +26,7 @@ from keras import layers as L
 
 from dl1.data.batches import get_batches as _get_batches
 from dl1.io.errors import WeightsError
+from dl1.io.log import note
 from dl1.models.weights import imagenet_weights_path, load_class_index
 from dl1.nn.layers import Conv2D, MaxPooling2D
 from dl1.nn.model import Sequential
@@ -101,8 +102,9 @@ class Vgg16:
         return f"{type(self).__name__}(weights={w!r}, size={self.size}, classes={len(self.classes)})"
 
     def _say(self, message):
+        """A note for the user (the ``dl1`` logger), unless ``verbose=False``."""
         if self.verbose:
-            print(message, flush=True)
+            note(message)
 
     # ---- building ------------------------------------------------------------------------------------
     def _fc_block(self, name):
@@ -184,7 +186,7 @@ class Vgg16:
         if empty:
             why = "the ImageNet dense-layer weights fit 224x224 inputs only" if imagenet else \
                 "their shapes in the file do not fit this size"
-            self._say(f"Note: at size {self.size} the layers {', '.join(layer.name for layer in empty)} start "
+            self._say(f"at size {self.size} the layers {', '.join(layer.name for layer in empty)} start "
                       f"with random weights: {why}.")
 
     def _unfit(self, path, reason):

@@ -120,7 +120,7 @@ def load_class_index(path=None, download=True, notice=None):
             path = fetch(IMAGENET_CLASS_INDEX, "DL1_CLASS_INDEX", "ImageNet class index")
         except WeightsError as e:
             if notice:
-                notice(f"Note: ImageNet class names unavailable, using class_0 ... class_999 ({e})")
+                notice(f"ImageNet class names unavailable, using class_0 ... class_999 ({e})")
     if path is None:
         return [f"class_{i}" for i in range(1000)]
     try:
