@@ -116,16 +116,25 @@ class Ensemble:
         folder = os.fspath(folder)
         index_file = os.path.join(folder, INDEX)
         index = read_index(index_file)
-        models, files = [], []
-        for name in index["members"]:
-            path = os.path.join(folder, name)
+        files = [os.path.join(folder, name) for name in index["members"]]
+        for path in files:
             if not os.path.isfile(path):
                 raise WeightsError(f"{index_file}: member weights file {path} is missing")
+        return cls.from_files(files, model_fn)
+
+    @classmethod
+    def from_files(cls, files, model_fn):
+        """An ensemble of weight files saved one by one, as in 2017 (``aug0.h5``, ``aug1.h5``...):
+        ``model_fn()`` builds each member, then ``load_weights(file)``."""
+        models = []
+        for path in files:
+            path = os.fspath(path)
+            if not os.path.isfile(path):
+                raise WeightsError(f"ensemble member weights file not found: {path}")
             model = model_fn()
             model = getattr(model, "model", model)  # a Vgg16-style wrapper
             model.load_weights(path)
             models.append(model)
-            files.append(path)
         return cls(models, files)
 
 
