@@ -6,7 +6,6 @@ import os
 import nbformat
 import nbtools
 import pytest
-
 from test_notebooks import kernel  # noqa: F401 (the module-scoped offline kernel fixture)
 
 PARAMS = {"mnist": ("path", "size", "weights", "epochs", "batch_size"),
