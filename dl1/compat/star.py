@@ -34,6 +34,7 @@ from dl1.data.batches import (
     get_data,
     onehot,
 )
+from dl1.data.digits import load_digits, read_digits_csv
 from dl1.data.imageops import ceil, floor, gray, mk_size, mk_square, to_bw, to_plot
 from dl1.data.prepare import prepare_data, split_sizes
 from dl1.data.sample import write_sample
@@ -50,6 +51,8 @@ from dl1.kaggle.submission import (
     validate_submission,
     write_submission,
 )
+from dl1.models.bn_calibrate import calibrate_bn
+from dl1.models.ensemble import Ensemble, load_ensemble
 from dl1.models.surgery import (
     adjust_dropout,
     copy_layer,

@@ -284,7 +284,9 @@ class Vgg16BN(Vgg16):
 
     The 2017 ``vgg16_bn.h5`` file is gone; with ``weights='imagenet'`` the Oxford weights are loaded and
     the BatchNormalization layers start as the identity (mean 0, variance 1, scale 1, offset 0), so the
-    network predicts as VGG16 does until it is trained.
+    network predicts as VGG16 does until it is trained. ``calibrate_bn(folder, save=FILE)`` gives them
+    real statistics measured on any folder of images (predictions unchanged); ``Vgg16BN(weights=FILE)``
+    loads them back.
     """
 
     def __init__(self, size=(224, 224), include_top=True, weights="imagenet", **kwargs):
@@ -301,3 +303,14 @@ class Vgg16BN(Vgg16):
         if not self.include_top:
             return out[:out.index(next(layer for layer in out if getattr(layer, "name", "") == "flatten"))]
         return out
+
+    def calibrate_bn(self, data, batch_size=32, limit=None, save=None, **kwargs):
+        """Set the BatchNormalization statistics to those of their inputs over ``data`` (a folder of
+        images, an array or batches), keeping the predictions (``dl1.models.bn_calibrate``); ``save``: a
+        weights file to write. Returns ``{layer name: (mean, variance)}``."""
+        from dl1.models.bn_calibrate import calibrate_bn
+
+        stats = calibrate_bn(self.model, data, batch_size=batch_size, limit=limit, **kwargs)
+        if save:
+            self.model.save_weights(save)
+        return stats
