@@ -47,7 +47,7 @@ def main(argv=None):
     if args.full:
         args.size, args.n, args.epochs = 224, 800, 10
     if args.quick:
-        args.size, args.n, args.epochs, args.batch_size = 32, 16, 2, 8
+        args.size, args.n, args.epochs, args.batch_size = 32, 32, 2, 16
     import keras
 
     from dl1.data.batches import get_data, onehot
