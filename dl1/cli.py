@@ -75,7 +75,8 @@ def cmd_download(args):
 def cmd_prepare(args):
     steps.prepare(args.dir, valid=args.valid, sample_train=args.sample_train, sample_valid=args.sample_valid,
                   seed=args.seed, label_regex=args.label_regex, plural=not args.no_plural,
-                  check_images=not args.no_check)
+                  check_images=not args.no_check, group_file=args.group_file, group_column=args.group_column,
+                  group_image_column=args.group_image_column)
     return 0
 
 
@@ -148,7 +149,8 @@ def build_parser():
 
     s = sub.add_parser("prepare", help="class folders, validation split, sample, test/unknown, results/",
                        description="Shape raw Kaggle data (folders or zips) for Keras; safe to re-run.")
-    s.add_argument("dir", help="folder holding train/ and test/ (or train.zip, test.zip)")
+    s.add_argument("dir", help="folder holding train/ and test/ (or train.zip, test.zip; also Fisheries' "
+                              "test_stg1/ and State Farm's imgs/train, imgs/test, or the competition zips)")
     s.add_argument("--valid", type=_positive_int, default=2000, help="images moved to valid/ (default 2000)")
     s.add_argument("--sample-train", type=_positive_int, default=200, help="copied to sample/train (200)")
     s.add_argument("--sample-valid", type=_positive_int, default=50, help="copied to sample/valid (50)")
@@ -158,6 +160,14 @@ def build_parser():
                         "(default: the leading letters, cat.1.jpg -> cat)")
     s.add_argument("--no-plural", action="store_true", help="class folders named cat/dog, not cats/dogs")
     s.add_argument("--no-check", action="store_true", help="skip the check that each image can be opened")
+    s.add_argument("--group-file", default=None, metavar="CSV",
+                   help="split the validation set by group: a CSV (relative to DIR) naming each image's group, "
+                        "e.g. State Farm's driver_imgs_list.csv; whole groups go to valid/, so none is in both "
+                        "(--valid is then the least number of validation images)")
+    s.add_argument("--group-column", default=None, metavar="NAME",
+                   help="the CSV column holding the group, e.g. subject (the driver)")
+    s.add_argument("--group-image-column", default="img", metavar="NAME",
+                   help="the CSV column holding the image file name (default img)")
     s.set_defaults(func=cmd_prepare)
 
     s = sub.add_parser("finetune", help="the 7-line recipe on DIR/train and DIR/valid",

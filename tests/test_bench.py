@@ -116,3 +116,12 @@ def test_bench_backends_torch_only_tiny(capsys, monkeypatch):
 def test_bench_backends_tiny(capsys, monkeypatch):
     _, results = run_bench("bench_backends.py", capsys, monkeypatch)
     check(results, ["torch_vs_jax_forward", "torch_vs_jax_train_step"], higher_is_better=["torch_vs_jax_forward"])
+
+
+def test_bench_lesson7_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_lesson7.py", capsys, monkeypatch)
+    check(results, ["bn_head_2epoch_vs_recompute_features", "bn_head_val_accuracy_vs_recompute_features"],
+          higher_is_better=["bn_head_val_accuracy_vs_recompute_features"])
+    for v in results["bn_head_val_accuracy_vs_recompute_features"][:2]:
+        assert 0 <= v <= 1
+    assert "features" in out

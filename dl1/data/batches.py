@@ -374,24 +374,85 @@ class ArrayIterator(_BatchIterator):
         return x, self.y[index_array]
 
 
-class MixIterator:
+def _concat(parts):
+    """Concatenate batches that are arrays, or tuples/lists of arrays (multi-input/multi-output)."""
+    first = parts[0]
+    if isinstance(first, (tuple, list)):
+        return type(first)(_concat([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _concat([p[k] for p in parts]) for k in first}
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+class MixIterator(keras.utils.PyDataset):
     """Batches made of one batch from each of several iterators, concatenated (2017 ``MixIterator``,
     used for pseudo-labelling: real labelled batches mixed with batches of pseudo-labelled images).
 
-    The 2017 class had no ``__next__`` (Python 2 only) and mistook any list for a list of lists.
+    A proper batches object: ``len(mi)`` batches per epoch, ``mi.batch_size`` (the sum of the parts'),
+    ``mi.n``/``mi.N`` (the sum of their sizes), so ``model.fit(mi)``, ``fit_generator(mi, mi.N,
+    nb_epoch=...)`` and ``Vgg16.fit(mi, val_batches)`` take it, and ``next(mi)`` works as in 2017. An epoch
+    is ``ceil(N / batch_size)`` mixed batches; a part with fewer batches starts over when it runs out. The 2017 class had no
+    ``__next__`` (Python 2 only), no length, and mistook any list for a list of lists.
     """
 
     def __init__(self, iters):
+        super().__init__()
         self.iters = list(iters)
         if not self.iters:
             raise ValueError("MixIterator needs at least one iterator")
-        self.n = sum(getattr(it, "n", 0) for it in self.iters)
+        for it in self.iters:
+            if not hasattr(it, "__getitem__") or not hasattr(it, "__len__") or not hasattr(it, "batch_size"):
+                raise TypeError(f"MixIterator mixes batches objects (get_batches, ImageDataGenerator().flow), "
+                                f"not {type(it).__name__}")
+        self.n = sum(int(getattr(it, "n", 0)) for it in self.iters)
+        self.batch_size = sum(int(it.batch_size) for it in self.iters)
+        self.shuffle = any(getattr(it, "shuffle", False) for it in self.iters)
+        self.seed = getattr(self.iters[0], "seed", 0)
+        self.epoch = 0
+        self.batch_index = 0
 
     @property
     def N(self):  # noqa: N802 (the 2017 name)
         return self.n
 
+    @property
+    def samples(self):
+        return self.n
+
+    @property
+    def nb_sample(self):
+        return self.n
+
+    @property
+    def class_indices(self):
+        return getattr(self.iters[0], "class_indices", None)
+
+    def __len__(self):
+        return math.ceil(self.n / self.batch_size) if self.n else 0
+
+    def __getitem__(self, idx):
+        if idx < 0 or idx >= len(self):
+            raise IndexError(f"batch {idx} out of range (0..{len(self) - 1})")
+        parts = []
+        for it in self.iters:
+            k = len(it)
+            if not k:
+                continue
+            parts.append(it[idx % k])
+        return _concat(parts)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+        self.batch_index = 0
+        for it in self.iters:
+            if hasattr(it, "set_epoch"):
+                it.set_epoch(epoch)
+
+    def on_epoch_end(self):
+        self.set_epoch(self.epoch + 1)
+
     def reset(self):
+        self.batch_index = 0
         for it in self.iters:
             it.reset()
 
@@ -399,12 +460,18 @@ class MixIterator:
         return self
 
     def __next__(self):
-        parts = [next(it) for it in self.iters]
-        if isinstance(parts[0], tuple):
-            return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
-        return np.concatenate(parts)
+        if not len(self):
+            raise StopIteration
+        batch = self[self.batch_index]
+        self.batch_index += 1
+        if self.batch_index >= len(self):
+            self.on_epoch_end()
+        return batch
 
     next = __next__
+
+    def __repr__(self):
+        return f"MixIterator(n={self.n}, batch_size={self.batch_size}, parts={len(self.iters)})"
 
 
 class ImageDataGenerator(Augmentation):

@@ -12,7 +12,9 @@ image names, the seed and the sizes alone, so a run killed half way and started 
 same plan and finishes it; moves are renames within the folder, copies go through a temporary name;
 counts are checked before and after; a folder prepared with other options is refused, not reshuffled.
 It works for other data sets with the label in the file name (``--label-regex``) and for data that
-already has class folders.
+already has class folders: the Fisheries competition (``train/<class>/``, ``test_stg1/``) and State Farm
+(``imgs/train/c0..c9/``, ``imgs/test/``), whose validation set is split by driver (``group_file``,
+``group_column``: no group in both train and valid).
 """
 
 import json
@@ -94,29 +96,98 @@ def _extract_folder(zip_path, folder_name, dest_root, progress):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+# Zips Kaggle ships inside a competition's bundle zip (or beside it), and the folder each one unpacks to.
+FOLDER_ZIPS = {"train.zip": "train", "test.zip": "test", "test_stg1.zip": "test_stg1", "imgs.zip": "imgs"}
+LOOSE_FILES = ("sample_submission.csv", "sample_submission_stg1.csv", "driver_imgs_list.csv")
+_BUNDLE_FOLDERS = ("train", "test", "test_stg1", "imgs", "annos")
+
+
+def _copy_member(zf, name, target):
+    with zf.open(name) as src, atomic_path(target) as tmp, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+
+
+def _extract_bundle_folder(zip_path, folder, members, dest_root, progress):
+    """Extract the ``folder/...`` members of a bundle zip via a temporary folder renamed at the end."""
+    from tqdm.auto import tqdm
+
+    tmp = os.path.join(dest_root, f".dl1-extract-{folder}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with _open_zip(zip_path) as zf:
+        _safe_members(zf, tmp)
+        try:
+            for info in tqdm(members, desc=f"Extracting {folder}/ from {os.path.basename(zip_path)}",
+                             unit="file", disable=not progress):
+                zf.extract(info, tmp)
+        except (zipfile.BadZipFile, EOFError, OSError) as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise DataError(f"{zip_path} is damaged or incomplete ({e}); download it again") from None
+    os.replace(os.path.join(tmp, folder), os.path.join(dest_root, folder))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def extract_zips(path, progress=True):
-    """Extract ``train.zip``/``test.zip`` (also from inside a competition's bundle zip) into ``path``
-    unless ``train/``/``test/`` already exist. Zips are kept. Returns the names extracted."""
+    """Unpack what Kaggle ships into ``path``: a competition's bundle zip (holding ``train.zip``,
+    ``test.zip``, ``test_stg1.zip``, ``imgs.zip``, ``*.csv(.zip)`` or the ``train/``, ``imgs/``... folders
+    themselves), then each folder zip whose folder is not there yet. Zips are kept; every file reaches its
+    real name only once complete, so a killed run is simply redone. Returns the names extracted."""
     done = []
+    inner_zips = set(FOLDER_ZIPS) | {f + ".zip" for f in LOOSE_FILES}
     for z in sorted(os.listdir(path)):
         full = os.path.join(path, z)
-        if not z.lower().endswith(".zip") or z.lower() in ("train.zip", "test.zip") or not os.path.isfile(full):
+        if not z.lower().endswith(".zip") or z.lower() in inner_zips or not os.path.isfile(full):
             continue
         with _open_zip(full) as zf:  # a bundle such as dogs-vs-cats-redux-kernels-edition.zip
-            for name in zf.namelist():
-                base = os.path.basename(name)
-                if base.lower() in ("train.zip", "test.zip", "sample_submission.csv") and \
-                        not os.path.exists(os.path.join(path, base)):
-                    with zf.open(name) as src, atomic_path(os.path.join(path, base)) as tmp, \
-                            open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst, 1 << 20)
+            infos = zf.infolist()
+            for info in infos:
+                base = os.path.basename(info.filename)
+                if base.lower() in inner_zips | set(LOOSE_FILES) and info.filename.count("/") == 0 \
+                        and not os.path.exists(os.path.join(path, base)):
+                    _copy_member(zf, info.filename, os.path.join(path, base))
                     done.append(base)
-    for folder in ("train", "test"):
-        zpath = os.path.join(path, f"{folder}.zip")
-        if os.path.isfile(zpath) and not os.path.isdir(os.path.join(path, folder)):
+        for folder in _BUNDLE_FOLDERS:
+            members = [i for i in infos if i.filename.startswith(folder + "/")]
+            if members and not os.path.isdir(os.path.join(path, folder)) and \
+                    not (folder in ("train", "test") and os.path.isdir(os.path.join(path, "imgs"))):
+                _extract_bundle_folder(full, folder, members, path, progress)
+                done.append(f"{folder}/")
+    for zname, folder in FOLDER_ZIPS.items():
+        zpath = os.path.join(path, zname)
+        if os.path.isfile(zpath) and not os.path.isdir(os.path.join(path, folder)) and \
+                not (folder == "imgs" and os.path.isdir(os.path.join(path, "train"))) and \
+                not (folder == "test_stg1" and os.path.isdir(os.path.join(path, "test"))):
             _extract_folder(zpath, folder, path, progress)
-            done.append(f"{folder}.zip")
+            done.append(zname)
+    for name in LOOSE_FILES:  # driver_imgs_list.csv.zip -> driver_imgs_list.csv
+        zpath, target = os.path.join(path, name + ".zip"), os.path.join(path, name)
+        if os.path.isfile(zpath) and not os.path.exists(target):
+            with _open_zip(zpath) as zf:
+                member = next((n for n in zf.namelist() if os.path.basename(n) == name), None)
+                if member is None:
+                    raise DataError(f"{zpath} does not hold {name}")
+                _copy_member(zf, member, target)
+            done.append(name + ".zip")
     return done
+
+
+def normalise_layout(path):
+    """Bring other competitions' layouts to ``train/`` + ``test/``: State Farm's ``imgs/train`` and
+    ``imgs/test`` are renamed up one level, Fisheries' ``test_stg1/`` becomes ``test/``. A rename is atomic,
+    so this is safe to repeat. Returns what was renamed."""
+    renamed = []
+    for src, dst in ((os.path.join("imgs", "train"), "train"), (os.path.join("imgs", "test"), "test"),
+                     ("test_stg1", "test")):
+        a, b = os.path.join(path, src), os.path.join(path, dst)
+        if os.path.isdir(a) and not os.path.islink(a):
+            if os.path.exists(b):
+                warn("%s and %s both exist; using %s and leaving %s alone", a, b, b, a)
+                continue
+            os.rename(a, b)
+            renamed.append(f"{src} -> {dst}")
+    imgs = os.path.join(path, "imgs")
+    if os.path.isdir(imgs) and not os.listdir(imgs):
+        os.rmdir(imgs)
+    return renamed
 
 
 # ---- finding the images ------------------------------------------------------------------------------
@@ -200,13 +271,93 @@ def _choose(names, k, seed, salt):
     return set(np.array(names, dtype=object)[rng.permutation(len(names))[:k]]) if k else set()
 
 
-def _plan(inv, valid, sample_train, sample_valid, seed, unreadable):
+def read_groups(csv_path, group_column, image_column="img", class_column="classname", inventory=None):
+    """``{image name: group}`` from a CSV such as State Farm's ``driver_imgs_list.csv``
+    (``subject,classname,img``). With the ``inventory`` of train images, rows that name classes with no
+    folder or images that are not there, and images that the file does not list, are each reported in one
+    line naming the file; such rows are ignored (unlisted images stay in train)."""
+    import csv
+
+    if not os.path.isfile(csv_path):
+        raise DataError(f"group file not found: {csv_path}")
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(f"{csv_path} is not a readable CSV file ({e})") from None
+    for col in (group_column, image_column):
+        if col not in columns:
+            raise DataError(f"{csv_path} has no column {col!r} (columns: {', '.join(columns) or 'none'}); "
+                            "give --group-column / --group-image-column")
+    groups, unknown_class, missing, wrong_class = {}, [], [], []
+    classes = set(inventory.class_of.values()) if inventory is not None else None
+    for row in rows:
+        name = os.path.basename((row.get(image_column) or "").strip())
+        group = (row.get(group_column) or "").strip()
+        if not name or not group:
+            continue
+        cls = (row.get(class_column) or "").strip() if class_column in columns else None
+        if classes is not None and cls and cls not in classes:
+            unknown_class.append(f"{name} ({cls})")
+            continue
+        if inventory is not None:
+            if name not in inventory.where:
+                missing.append(name)
+                continue
+            if cls and inventory.class_of[name] != cls:
+                wrong_class.append(f"{name} ({cls}, found in {inventory.class_of[name]}/)")
+        groups[name] = group
+    if unknown_class:
+        warn(f"{csv_path}: {len(unknown_class)} row(s) name classes with no folder in train/, ignored: "
+             f"{_short(unknown_class)}")
+    if missing:
+        warn(f"{csv_path}: {len(missing)} listed image(s) are not in train/, ignored: {_short(missing)}")
+    if wrong_class:
+        warn(f"{csv_path}: {len(wrong_class)} image(s) are in another class folder than the file says "
+             f"(the folder wins): {_short(wrong_class)}")
+    if inventory is not None:
+        unlisted = sorted((n for n in inventory.where if n not in groups), key=natural_key)
+        if unlisted:
+            warn(f"{csv_path} does not list {len(unlisted)} image(s) of train/; they stay in train: "
+                 f"{_short(unlisted)}")
+    if not groups:
+        raise DataError(f"{csv_path} names none of the images in train/; is it the right file?")
+    return groups
+
+
+def _short(items, limit=5):
+    items = list(items)
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _choose_by_group(good, groups, valid, seed):
+    """Whole groups (drivers), in a seeded random order, until they hold at least ``valid`` images."""
+    members = {}
+    for n in good:
+        if n in groups:
+            members.setdefault(groups[n], []).append(n)
+    order = sorted(members, key=natural_key)
+    rng = np.random.default_rng([int(seed), 1])
+    chosen = set()
+    for i in rng.permutation(len(order)):
+        if len(chosen) >= valid:
+            break
+        chosen.update(members[order[i]])
+    if len(chosen) >= len(good) or len(chosen) == sum(len(m) for m in members.values()):
+        raise DataError(f"asked for {valid} validation images, but whole groups that hold that many leave "
+                        "no group for training; use a smaller --valid")
+    return chosen
+
+
+def _plan(inv, valid, sample_train, sample_valid, seed, unreadable, groups=None):
     names = sorted(inv.where, key=natural_key)
     good = [n for n in names if n not in unreadable]
     if valid >= len(good):
         raise DataError(f"asked for {valid} validation images but train has only {len(good)} readable "
                         "images; use a smaller --valid")
-    valid_set = _choose(good, valid, seed, 1)
+    valid_set = _choose_by_group(good, groups, valid, seed) if groups else _choose(good, valid, seed, 1)
     train_left = [n for n in good if n not in valid_set]
     valid_list = [n for n in good if n in valid_set]
     if sample_train > len(train_left) or sample_valid > len(valid_list):
@@ -270,8 +421,15 @@ def _check_record(path, options, total):
 
 # ---- the whole job -------------------------------------------------------------------------------------
 def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
-                 label_regex=DEFAULT_LABEL_REGEX, plural=True, check_images=True, progress=True):
-    """Prepare ``path`` (see the module docstring); returns a PrepareReport. Safe to run again."""
+                 label_regex=DEFAULT_LABEL_REGEX, plural=True, check_images=True, progress=True,
+                 group_file=None, group_column=None, group_image_column="img"):
+    """Prepare ``path`` (see the module docstring); returns a PrepareReport. Safe to run again.
+
+    ``group_file`` (a CSV, relative to ``path`` or absolute) and ``group_column`` split the validation set
+    by group: whole groups move to ``valid/``, so no group is in both (State Farm: ``driver_imgs_list.csv``,
+    column ``subject``, the driver; ``group_image_column`` names the image column, ``img``). ``valid`` is
+    then the least number of validation images.
+    """
     from tqdm.auto import tqdm
 
     path = os.fspath(path)
@@ -280,6 +438,7 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
     report = PrepareReport(path)
     remove_stale_temps(path)  # a killed run's half-written copies (never under a real name)
     report.extracted = extract_zips(path, progress)
+    report.extracted += normalise_layout(path)
     if not os.path.isdir(os.path.join(path, "train")):
         raise DataError(f"no train/ folder (or train.zip) in {path}; download the data first "
                         "(dl1 kaggle download DIR) or give the folder that holds train/ and test/")
@@ -291,6 +450,14 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
     total = len(inv.where)
     options = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid, "seed": seed,
                "label_regex": label_regex, "plural": plural}
+    groups = None
+    if group_file or group_column:
+        if not (group_file and group_column):
+            raise DataError("a validation split by group needs both a group file and a group column "
+                            "(--group-file FILE --group-column NAME)")
+        options.update(group_file=os.fspath(group_file), group_column=group_column)
+        csv_path = group_file if os.path.isabs(group_file) else os.path.join(path, group_file)
+        groups = read_groups(csv_path, group_column, group_image_column, inventory=inv)
     record = _check_record(path, options, total)
 
     unreadable = set()
@@ -302,7 +469,7 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
         unreadable = {n for (n, _), r in zip(pending, problems, strict=True) if r}
         unreadable |= {n for n, p in inv.where.items() if p[0].startswith("unreadable")}
         report.unreadable = sorted(os.path.join(path, inv.where[n][0]) for n in unreadable)
-    moves, copies = _plan(inv, valid, sample_train, sample_valid, seed, unreadable)
+    moves, copies = _plan(inv, valid, sample_train, sample_valid, seed, unreadable, groups)
 
     if record is None:  # write the options first, so an interrupted run is only resumed with the same ones
         write_text(os.path.join(path, RECORD), json.dumps({"options": options, "total": total,
@@ -332,6 +499,8 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
         report.copied += 1
 
     _move_test_images(path, report, progress)
+    if check_images:
+        check_test_sizes(path, progress)
     for folder in ("results", os.path.join("sample", "results")):
         os.makedirs(os.path.join(path, folder), exist_ok=True)
 
@@ -384,3 +553,39 @@ def split_sizes(path, valid=2000, sample_train=200, sample_valid=50, label_regex
     note("%s has %d labelled images, fewer than the split asks for (%s): using %s", path, total,
          ", ".join(f"{k}={v}" for k, v in asked.items()), ", ".join(f"{k}={v}" for k, v in sizes.items()))
     return sizes
+
+def _sizes(paths, progress, what):
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    def size(p):
+        try:
+            with Image.open(p) as im:
+                return im.size
+        except (OSError, ValueError, SyntaxError, EOFError):
+            return None
+    return list(tqdm(decode_pool().map(size, paths), total=len(paths), desc=what, unit="img",
+                     disable=not progress))
+
+
+def check_test_sizes(path, progress=False, limit=5):
+    """Name each test image whose size (width x height) no training image has: one line per file (the
+    first ``limit``, then a count). They are resized like the others, but the model never saw such
+    images (a different camera, or a mix-up of folders). Returns the list of (file, size)."""
+    train_paths = [os.path.join(root, f) for split in ("train", "valid")
+                   for root, _, files in os.walk(os.path.join(path, split)) for f in files if is_image_name(f)]
+    test_paths = [os.path.join(root, f) for root, _, files in os.walk(os.path.join(path, "test"))
+                  for f in files if is_image_name(f)]
+    if not train_paths or not test_paths:
+        return []
+    known = {s for s in _sizes(train_paths, progress, "Reading train sizes") if s}
+    odd = [(p, s) for p, s in zip(test_paths, _sizes(test_paths, progress, "Reading test sizes"), strict=True)
+           if s and s not in known]
+    shown = ", ".join(f"{w}x{h}" for w, h in sorted(known)[:4]) + (" ..." if len(known) > 4 else "")
+    for p, (w, h) in sorted(odd)[:limit]:
+        warn(f"{p}: test image of size {w}x{h}, which no training image has ({shown}); it is resized "
+             "like the others")
+    if len(odd) > limit:
+        warn(f"... and {len(odd) - limit} more test image(s) in {os.path.join(path, 'test')} of sizes no "
+             "training image has")
+    return odd

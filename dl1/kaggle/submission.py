@@ -21,15 +21,19 @@ DEFAULT_CLIP = (0.05, 0.95)
 
 
 def do_clip(arr, mx):
-    """Clip probabilities to [1-mx, mx] and renormalise each row to sum to 1 (2017 ``utils.do_clip``).
+    """Clip probabilities to at most ``mx`` and renormalise each row to sum to 1 (2017 ``utils.do_clip``).
 
-    A 1-D array (one probability per image) is only clipped.
+    With C classes the floor is ``(1-mx)/(C-1)``, so a row sure of one class becomes ``mx`` there and an
+    equal share of ``1-mx`` elsewhere (two classes: [1-mx, mx], as in 2017; lesson 7 used ``/7`` for its 8
+    fish, State Farm ``/9`` for its 10 poses). A 1-D array (one probability per image) is clipped to
+    [1-mx, mx].
     """
     arr = np.asarray(arr, dtype=np.float64)
-    clipped = np.clip(arr, 1 - mx, mx)
-    if clipped.ndim == 1:
-        return clipped
-    return clipped / clipped.sum(axis=1, keepdims=True)
+    if arr.ndim == 1:
+        return np.clip(arr, 1 - mx, mx)
+    floor = (1 - mx) / max(arr.shape[-1] - 1, 1)
+    clipped = np.clip(arr, floor, mx)
+    return clipped / clipped.sum(axis=-1, keepdims=True)
 
 
 def parse_id(filename):
@@ -116,9 +120,11 @@ def _read(path_or_df):
     path = os.fspath(path_or_df)
     if not os.path.isfile(path):
         raise SubmissionError(f"submission file not found: {path}")
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"  # gzip whatever the name (the course wrote subm.gz)
     try:
-        return pd.read_csv(path), path
-    except (ValueError, OSError) as e:  # pandas' EmptyDataError/ParserError are ValueErrors
+        return pd.read_csv(path, compression="gzip" if gzipped else None), path
+    except (ValueError, OSError, EOFError) as e:  # EmptyDataError/ParserError are ValueErrors
         raise SubmissionError(f"{path} is not a readable CSV file ({str(e).splitlines()[0]})") from None
 
 
@@ -179,13 +185,20 @@ def _id_diff(want, have):
     return " (" + "; ".join(parts) + ")" if parts else ""
 
 
-def write_submission(df, path, expected=None, float_format="%.5f"):
-    """Validate ``df`` and write it as CSV (gzip when ``path`` ends in ``.gz``), atomically."""
+def write_submission(df, path, expected=None, float_format="%.5f", compress=None):
+    """Validate ``df`` and write it as CSV, atomically; returns the path written.
+
+    Gzipped (Kaggle takes ``.csv.gz`` files, a tenth of the size for 80,000 State Farm rows) when ``path``
+    ends in ``.gz`` or ``compress=True`` (which adds ``.gz`` to a name without it). The written file is read
+    back and validated like any other."""
     validate_submission(df, expected)
     path = os.fspath(path)
-    compression = "gzip" if path.endswith(".gz") else None
+    if compress and not path.endswith(".gz"):
+        path += ".gz"
+    compression = "gzip" if path.endswith(".gz") and compress is not False else None
     with atomic_path(path, suffix=".csv.gz" if compression else ".csv") as tmp:
         df.to_csv(tmp, index=False, float_format=float_format, compression=compression)
+        validate_submission(tmp, expected)
     return path
 
 

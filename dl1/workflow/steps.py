@@ -56,10 +56,12 @@ def _mixed(value):
 
 # ---- prepare ---------------------------------------------------------------------------------------------
 def prepare(directory, valid=2000, sample_train=200, sample_valid=50, seed=0, label_regex=DEFAULT_LABEL_REGEX,
-            plural=True, check_images=True):
+            plural=True, check_images=True, group_file=None, group_column=None, group_image_column="img"):
     """Raw Kaggle data (folders or zips) into the course layout; safe to re-run. Returns the report."""
     report = prepare_data(directory, valid=valid, sample_train=sample_train, sample_valid=sample_valid,
-                          seed=seed, label_regex=label_regex, plural=plural, check_images=check_images)
+                          seed=seed, label_regex=label_regex, plural=plural, check_images=check_images,
+                          group_file=group_file, group_column=group_column,
+                          group_image_column=group_image_column)
     if report.unreadable:
         print(f"Set aside {len(report.unreadable)} unreadable image(s) under "
               f"{os.path.join(directory, 'unreadable')}: {', '.join(report.unreadable[:5])}")
