@@ -543,6 +543,7 @@ def split_sizes(path, valid=2000, sample_train=200, sample_valid=50, label_regex
     if not os.path.isdir(path):
         raise DataError(f"folder not found: {path}")
     extract_zips(path, progress=False)
+    normalise_layout(path)
     total = len(_Inventory(path, _label_function(label_regex, plural)).where)
     asked = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
     if total == 0 or (valid <= total // 2 and sample_train <= total - valid and sample_valid <= valid):
