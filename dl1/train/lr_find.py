@@ -56,7 +56,7 @@ class LRFinder:
         stop = "stopped when the loss diverged" if self.stopped_early else "ran every step"
         return (f"Learning-rate finder: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e} "
                 f"{how} in {self.seconds:.1f}s ({stop}). Suggested learning rate: {self.suggestion:.2e} "
-                f"({RULE_TEXT}: {self.min_lr:.2e} / 10; steepest descent at {self.steepest:.2e})")
+                f"(rule {self.rule}, {RULE_TEXT}: {self.min_lr:.2e} / 10; steepest descent at {self.steepest:.2e})")
 
     def plot(self, fname=None, ax=None):
         """Smoothed loss against learning rate, log x axis, the suggestion marked; saved to ``fname``."""

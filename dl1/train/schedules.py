@@ -30,7 +30,7 @@ def one_cycle_values(step, total_steps, max_lr, pct_start=0.25, div=25.0, div_fi
     step = min(max(int(step), 0), total_steps - 1)
     warm = max(int(round(total_steps * pct_start)), 1) if pct_start > 0 else 0
     if step < warm:
-        pct = step / max(warm - 1, 1) if warm > 1 else 1.0
+        pct = step / warm  # reaches max_lr at step ``warm``, the first of the annealing
         return _cos(max_lr / div, max_lr, pct), _cos(moms[0], moms[1], pct)
     rest = total_steps - warm
     pct = (step - warm) / max(rest - 1, 1) if rest > 1 else 1.0
