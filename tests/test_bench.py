@@ -116,3 +116,9 @@ def test_bench_backends_torch_only_tiny(capsys, monkeypatch):
 def test_bench_backends_tiny(capsys, monkeypatch):
     _, results = run_bench("bench_backends.py", capsys, monkeypatch)
     check(results, ["torch_vs_jax_forward", "torch_vs_jax_train_step"], higher_is_better=["torch_vs_jax_forward"])
+
+
+def test_bench_lr_find_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_lr_find.py", capsys, monkeypatch, "--quick")
+    check(results, ["lr_find_cold_seconds", "lr_find_warm_seconds"])
+    assert "cached=True, baseline cached=False" in out
