@@ -4,10 +4,12 @@
     dl1 kaggle download data/redux        # or the real competition files (needs Kaggle credentials)
     dl1 prepare data/redux                # class folders, valid split, sample, test/unknown, results/
     dl1 finetune data/redux               # the 7-line recipe; weights per epoch under results/
+    dl1 lr-find data/redux                # learning-rate range test: results/lr_find.png, a suggested rate
     dl1 predict data/redux                # probabilities for test/ (and valid/) under results/
     dl1 inspect data/redux                # PNGs of right and wrong answers, confusion matrix
     dl1 submit data/redux                 # results/submission.csv, validated; --upload -m MSG sends it
     dl1 validate FILE --test DIR/test     # check a submission file
+    dl1 export data/redux                 # results/model.keras: loads with plain Keras, no dl1 needed
     dl1 demo                              # all of the above on the built-in sample
 
 Errors caused by input (missing folders, unreadable files, missing weights or credentials) are printed
@@ -84,13 +86,27 @@ def cmd_finetune(args):
     steps.finetune(args.dir, sample=args.sample, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                    weights=args.weights, size=args.size, seed=args.seed, cache=not args.no_cache,
                    checkpoint_every=args.checkpoint_every, restart=args.restart,
-                   mixed_precision=args.mixed_precision, jit=args.jit, verbose=args.verbose, keep=args.keep)
+                   mixed_precision=args.mixed_precision, jit=args.jit, verbose=args.verbose, keep=args.keep,
+                   one_cycle=args.one_cycle, unfreeze=args.unfreeze, freeze_epochs=args.freeze_epochs)
+    return 0
+
+
+def cmd_lr_find(args):
+    steps.lr_find(args.dir, sample=args.sample, batch_size=args.batch_size, weights=args.weights, size=args.size,
+                  seed=args.seed, cache=not args.no_cache, mixed_precision=args.mixed_precision, jit=args.jit,
+                  verbose=args.verbose, unfreeze=args.unfreeze, start_lr=args.start_lr, end_lr=args.end_lr,
+                  num_steps=args.num_steps)
+    return 0
+
+
+def cmd_export(args):
+    steps.export(args.dir, sample=args.sample, weights=args.weights, output=args.output)
     return 0
 
 
 def cmd_predict(args):
     steps.predict(args.dir, sample=args.sample, weights=args.weights, batch_size=args.batch_size,
-                  valid=not args.no_valid)
+                  valid=not args.no_valid, tta=args.tta)
     return 0
 
 
@@ -123,6 +139,22 @@ def cmd_demo(args):
 
 
 # ---- argument parsing ----------------------------------------------------------------------------------
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return value
+
+
+def _copy_options(source, target, skip):
+    """Give ``target`` the options of subcommand parser ``source`` (but ``skip``): ``lr-find`` takes those
+    of ``finetune``, whatever options ``finetune`` gains."""
+    for action in source._actions:
+        if action.dest in skip or not action.option_strings:
+            continue
+        target._add_action(action)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="dl1", description="The fast.ai 2017 part 1 toolkit: the main job, "
                                 "step by step (each subcommand has --help).")
@@ -192,7 +224,29 @@ def build_parser():
     s.add_argument("--keep", type=_positive_int, default=2, metavar="N",
                    help="keep the N newest per-epoch weight files ftN.h5 (default 2; 0 keeps all)")
     s.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2], help="Keras verbosity (default 1)")
+    s.add_argument("--one-cycle", action="store_true",
+                   help="one-cycle schedule: the rate warms up to --lr (the maximum), then anneals (cosine)")
+    s.add_argument("--unfreeze", action="store_true",
+                   help="fine_tune: --freeze-epochs head epochs, then --epochs with every layer training, "
+                        "lower rates for earlier blocks (--lr is the base rate)")
+    s.add_argument("--freeze-epochs", type=_positive_int, default=1, metavar="N",
+                   help="with --unfreeze: head-only epochs first (default 1)")
     s.set_defaults(func=cmd_finetune)
+    finetune_parser = s
+
+    s = sub.add_parser("lr-find", help="learning-rate range test: results/lr_find.png and a suggested rate",
+                       description="Train briefly with a learning rate growing exponentially, stop when the "
+                                   "loss diverges, put the weights back; plot loss against rate (log scale) "
+                                   "to DIR/results/lr_find.png and print a suggested --lr for finetune. The "
+                                   "head alone runs on cached frozen-layer features (seconds).")
+    s.add_argument("dir")
+    _copy_options(finetune_parser, s, skip={"help", "epochs", "lr", "checkpoint_every", "restart", "keep",
+                                            "one_cycle", "freeze_epochs", "unfreeze"})
+    s.add_argument("--unfreeze", action="store_true", help="test with every layer training (slower: no cache)")
+    s.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first rate (default 1e-7)")
+    s.add_argument("--end-lr", type=_positive_float, default=10.0, help="last rate (default 10)")
+    s.add_argument("--num-steps", type=int, default=100, help="most steps (batches) to run (default 100)")
+    s.set_defaults(func=cmd_lr_find)
 
     s = sub.add_parser("predict", help="probabilities for DIR/test (and DIR/valid) under DIR/results",
                        description="Predict DIR/test with the last fine-tuned weights; saves "
@@ -202,6 +256,9 @@ def build_parser():
     s.add_argument("--weights", default=None, help="weights file (default: the last epoch's)")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--no-valid", action="store_true", help="skip the validation predictions")
+    s.add_argument("--tta", type=int, default=1, metavar="N",
+                   help="test-time augmentation: mean over the original and N-1 flipped/shifted copies "
+                        "(default 1: none)")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("inspect", help="PNGs of right/wrong/uncertain predictions and the confusion matrix",
@@ -240,6 +297,16 @@ def build_parser():
     s.add_argument("dir", help="the data folder (the one holding train/ and valid/)")
     s.add_argument("--clear", action="store_true", help="delete the cached features")
     s.set_defaults(func=cmd_cache)
+
+    s = sub.add_parser("export", help="one .keras file of the trained model that plain Keras loads",
+                       description="Write the last fine-tuned model as DIR/results/model.keras (or -o FILE): "
+                                   "plain Keras layers only, preprocessing inside (raw RGB images in), class "
+                                   "names in FILE.classes.json; keras.saving.load_model loads it without dl1.")
+    s.add_argument("dir")
+    s.add_argument("--sample", action="store_true", help="the model trained with --sample")
+    s.add_argument("--weights", default=None, help="weights file (default: the last epoch's)")
+    s.add_argument("-o", "--output", default=None, help="file to write (default DIR/results/model.keras)")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("download", help="download one of the course's public data sets into DIR",
                        description="Download a public data set of the course from where it is published "

@@ -125,3 +125,9 @@ def test_bench_lesson7_quick(capsys, monkeypatch):
     for v in results["bn_head_val_accuracy_vs_recompute_features"][:2]:
         assert 0 <= v <= 1
     assert "features" in out
+
+
+def test_bench_lr_find_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_lr_find.py", capsys, monkeypatch, "--quick")
+    check(results, ["lr_find_cold_seconds", "lr_find_warm_seconds"])
+    assert "cached=True, baseline cached=False" in out

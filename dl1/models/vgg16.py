@@ -27,6 +27,7 @@ from keras import layers as L
 from dl1.data.batches import get_batches as _get_batches
 from dl1.io.errors import WeightsError
 from dl1.io.log import note
+from dl1.models.aids import TrainingAids
 from dl1.models.weights import imagenet_weights_path, load_class_index
 from dl1.nn.layers import Conv2D, MaxPooling2D
 from dl1.nn.model import Sequential
@@ -81,7 +82,7 @@ def _check_size(size):
         raise ValueError(f"size {size} is too small: VGG16 halves the image five times, so use at least 32")
 
 
-class Vgg16:
+class Vgg16(TrainingAids):
     """The VGG16 ImageNet model with the 2017 ``Vgg16`` methods (see the module docstring)."""
 
     def __init__(self, weights="imagenet", size=224, class_index=None, dropout=0.5, verbose=True,
@@ -263,10 +264,13 @@ class Vgg16:
         return fit_model(self.model, batches, val_batches,
                          epochs=epochs if epochs is not None else nb_epoch, **kwargs)
 
-    def test(self, path, batch_size=8, **kwargs):
+    def test(self, path, batch_size=8, tta=1, **kwargs):
         """``(test_batches, probabilities)`` for the images in ``path`` (one sub-folder, e.g.
-        ``test/unknown/``); rows follow ``test_batches.filenames``."""
+        ``test/unknown/``); rows follow ``test_batches.filenames``. ``tta=N``: the mean over the original
+        and N-1 flipped/shifted versions (``predict_tta``)."""
         test_batches = self.get_batches(path, shuffle=False, batch_size=batch_size, class_mode=None)
+        if tta and tta > 1:
+            return test_batches, self.predict_tta(test_batches, n=tta, verbose=kwargs.get("verbose", 1))
         return test_batches, predict_batches(self.model, test_batches, **kwargs)
 
 

@@ -212,8 +212,9 @@ def _feature_data(prefix, batches, val_batches, verbose):
 
 
 def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoint=None,
-              checkpoint_every=None, callbacks=None, verbose=1):
-    """Train ``model`` on ``batches`` for ``epochs`` epochs in all (see the module docstring)."""
+              checkpoint_every=None, callbacks=None, verbose=1, signature_extra=None):
+    """Train ``model`` on ``batches`` for ``epochs`` epochs in all (see the module docstring).
+    ``signature_extra``: more that a checkpoint must match to be resumed (e.g. a schedule's settings)."""
     check_same_classes(batches, val_batches)
     if not getattr(model, "compiled", False) or model.optimizer is None:
         raise RuntimeError("compile the model before fitting it (Vgg16 does this in finetune/compile)")
@@ -222,7 +223,7 @@ def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoi
     ckpt, start_epoch, start_batch = None, 0, 0
     if checkpoint:
         extra = {"classes": getattr(batches, "class_indices", None), "batch_size": batches.batch_size,
-                 "n": batches.n, "cached": prefix is not None}
+                 "n": batches.n, "cached": prefix is not None, **(signature_extra or {})}
         ckpt = Checkpoint(checkpoint, model, model_signature(model, extra))
         meta = ckpt.read_meta()
         if ckpt.matches(meta):

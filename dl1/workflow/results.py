@@ -29,6 +29,10 @@ class Results:
     LOG_LOSS_PNG = "log_loss.png"
     CONFUSION_PNG = "confusion_matrix.png"
     DEMO_PNG = "demo_predictions.png"
+    LR_FIND_PNG = "lr_find.png"
+    TOP_LOSSES_PNG = "top_losses.png"
+    MOST_CONFUSED = "most_confused.csv"
+    EXPORT = "model.keras"
 
     def __init__(self, root, create=True):
         self.root = os.fspath(root)
@@ -115,3 +119,4 @@ class Results:
                 raise DL1Error(f"{path} not found: run '{step}' first")
             out.append(load_array(path))
         return out
+

@@ -8,6 +8,7 @@ import os
 import time
 
 from dl1.data.prepare import prepare_data
+from dl1.inspect.losses import Interpretation, format_most_confused, write_most_confused
 from dl1.inspect.predictions import plot_log_loss, save_inspection
 from dl1.io.errors import DL1Error, SubmissionError
 from dl1.io.log import note
@@ -70,16 +71,16 @@ def prepare(directory, valid=2000, sample_train=200, sample_valid=50, seed=0, la
 
 
 # ---- finetune --------------------------------------------------------------------------------------------
-def _epoch_weights_saver(vgg, results, info, keep):
+def _epoch_weights_saver(vgg, results, info, keep, offset=0):
     """A Keras callback that saves ``ft<epoch>.h5`` (1-based) and the model record after each epoch, and
     keeps only the ``keep`` newest such files."""
     import keras
 
     class SaveEpochWeights(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            name = results.epoch_weights_name(epoch + 1)
+            name = results.epoch_weights_name(offset + epoch + 1)
             vgg.model.save_weights(results.file(name))
-            info.update(weights=name, epochs_done=epoch + 1, val_accuracy=(logs or {}).get("val_accuracy"))
+            info.update(weights=name, epochs_done=offset + epoch + 1, val_accuracy=(logs or {}).get("val_accuracy"))
             results.write_model(info)
             for path in results.prune_epoch_weights(keep, protect=[results.file(name)]):
                 note("removed %s (--keep %d)", os.path.basename(path), keep)
@@ -89,9 +90,11 @@ def _epoch_weights_saver(vgg, results, info, keep):
 
 def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights="imagenet", size=224, seed=0,
              cache=True, checkpoint_every=None, restart=False, mixed_precision="auto", jit=False, verbose=1,
-             keep=2):
+             keep=2, one_cycle=False, unfreeze=False, freeze_epochs=1):
     """The 7-line recipe on ``directory/train`` and ``directory/valid``: ``ft<N>.h5`` after each epoch
-    (the ``keep`` newest kept), ``dl1-model.json``, and a checkpoint that a re-run resumes from."""
+    (the ``keep`` newest kept), ``dl1-model.json``, and a checkpoint that a re-run resumes from.
+    ``one_cycle``: a one-cycle schedule peaking at ``lr``; ``unfreeze``: ``fine_tune`` (``freeze_epochs``
+    head epochs, then ``epochs`` with every layer training at discriminative rates, ``lr`` the base rate)."""
     from dl1.models.vgg16 import Vgg16
 
     root = data_root(directory, sample)
@@ -114,15 +117,78 @@ def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights
     if old and old.get("classes") == info["classes"] and old.get("size") == info["size"]:
         info.update({k: old[k] for k in ("weights", "epochs_done", "val_accuracy") if k in old})
     start = time.time()
-    history = vgg.fit(batches, val_batches, nb_epoch=epochs, cache=cache, checkpoint=checkpoint,
-                      checkpoint_every=checkpoint_every,
-                      callbacks=[_epoch_weights_saver(vgg, results, info, keep)], verbose=verbose)
+    common = {"cache": cache, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "verbose": verbose}
+    if unfreeze:
+        info.update(schedule="fine_tune", freeze_epochs=freeze_epochs)
+        if restart:
+            for phase in ("head", "unfrozen"):
+                stale = checkpoint[:-len(".npz")] + f"-{phase}.npz"
+                if os.path.exists(stale):
+                    os.remove(stale)
+        history = _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, info, keep, common)
+    elif one_cycle:
+        info.update(schedule="one_cycle")
+        history = vgg.fit_one_cycle(batches, val_batches, epochs, max_lr=lr,
+                                    callbacks=[_epoch_weights_saver(vgg, results, info, keep)], **common)
+    else:
+        history = vgg.fit(batches, val_batches, nb_epoch=epochs,
+                          callbacks=[_epoch_weights_saver(vgg, results, info, keep)], **common)
     results.write_model(info)
     acc = history.history.get("val_accuracy") or [info.get("val_accuracy")]
     print(f"Fine-tuned {info.get('epochs_done', 0)} epoch(s) in {time.time() - start:.0f}s; "
           f"validation accuracy {acc[-1] if acc[-1] is not None else float('nan'):.3f}; "
           f"weights {results.file(info.get('weights', '?'))}")
     return info
+
+
+def _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, info, keep, common):
+    """``vgg.fine_tune`` with per-epoch weight files numbered across both phases."""
+    import keras
+
+    savers = [_epoch_weights_saver(vgg, results, info, keep), _epoch_weights_saver(vgg, results, info, keep,
+                                                                                   offset=freeze_epochs)]
+
+    class PhaseSaver(keras.callbacks.Callback):  # head epochs (some layers frozen), then the unfrozen ones
+        def on_epoch_end(self, epoch, logs=None):
+            unfrozen = all(layer.trainable for layer in vgg.model.layers)
+            savers[1 if unfrozen else 0].on_epoch_end(epoch, logs)
+
+    return vgg.fine_tune(batches, val_batches, epochs=epochs, freeze_epochs=freeze_epochs, base_lr=lr,
+                         callbacks=[PhaseSaver()], **common)
+
+
+def lr_find(directory, sample=False, batch_size=64, weights="imagenet", size=224, seed=0, cache=True,
+            mixed_precision="auto", jit=False, verbose=1, unfreeze=False, start_lr=1e-7, end_lr=10.0,
+            num_steps=100):
+    """The learning-rate range test on ``directory/train`` after ``finetune`` (the head alone, on cached
+    features; ``unfreeze``: every layer); writes ``results/lr_find.png``. Returns the ``LRFinder``."""
+    from dl1.models.vgg16 import Vgg16
+
+    root = data_root(directory, sample)
+    _need_dir(os.path.join(root, "train"), "run 'dl1 prepare DIR' first")
+    results = Results(root)
+    vgg = Vgg16(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
+                jit_compile=True if jit else "auto")
+    batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
+    vgg.finetune(batches)
+    if unfreeze:
+        for layer in vgg.model.layers:
+            layer.trainable = True
+    vgg.compile()
+    return vgg.lr_find(batches, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
+                       fname=results.file(Results.LR_FIND_PNG), cache="auto" if cache else False,
+                       verbose=verbose)
+
+
+def export(directory, sample=False, weights=None, output=None):
+    """The trained model as one ``.keras`` file (``results/model.keras`` or ``output``) that plain Keras
+    loads without dl1; the class names beside it. Returns the path."""
+    root = data_root(directory, sample)
+    vgg, results, _ = load_trained(root, weights)
+    out = output or results.file(Results.EXPORT)
+    if not str(out).endswith(".keras"):
+        raise DL1Error(f"-o {out}: the file name must end in .keras")
+    return vgg.export(out)
 
 
 def load_trained(root, weights_file=None):
@@ -143,8 +209,9 @@ def load_trained(root, weights_file=None):
 
 
 # ---- predict ---------------------------------------------------------------------------------------------
-def predict(directory, sample=False, weights=None, batch_size=64, valid=True):
-    """Probabilities for ``test/`` (and ``valid/``) under ``results/``; returns the test predictions."""
+def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tta=1):
+    """Probabilities for ``test/`` (and ``valid/``) under ``results/``; returns the test predictions.
+    ``tta=N``: each the mean over the original and N-1 flipped/shifted versions."""
     from dl1.train.fit import predict_batches
 
     root = data_root(directory, sample)
@@ -153,14 +220,16 @@ def predict(directory, sample=False, weights=None, batch_size=64, valid=True):
         test = os.path.join(directory, "test")  # the sample has no test set of its own
     _need_dir(test, "run 'dl1 prepare DIR' first")
     vgg, results, _ = load_trained(root, weights)
-    batches, preds = vgg.test(test, batch_size=batch_size)
+    if tta < 1:
+        raise DL1Error(f"--tta must be 1 or more (1: no augmentation), not {tta}")
+    batches, preds = vgg.test(test, batch_size=batch_size, tta=tta)
     path = results.save(Results.TEST_PREDS, preds)
     results.save(Results.TEST_FILENAMES, batches.filenames)
-    print(f"Predicted {len(preds)} test images -> {path}")
+    print(f"Predicted {len(preds)} test images{f' (TTA x{tta})' if tta > 1 else ''} -> {path}")
     valid_dir = os.path.join(root, "valid")
     if valid and os.path.isdir(valid_dir):
         vb = vgg.get_batches(valid_dir, shuffle=False, batch_size=batch_size)
-        vp = predict_batches(vgg.model, vb)
+        vp = vgg.predict_tta(vb, n=tta) if tta > 1 else predict_batches(vgg.model, vb)
         path = results.save(Results.VALID_PREDS, vp)
         results.save(Results.VALID_FILENAMES, vb.filenames)
         results.save(Results.VALID_LABELS, vb.classes)
@@ -183,6 +252,12 @@ def inspect(directory, sample=False, n_view=4, seed=0):
                                       results.path, n_view=n_view, seed=seed)
     plot_log_loss(results.file(Results.LOG_LOSS_PNG))
     written.append(results.file(Results.LOG_LOSS_PNG))
+    interp = Interpretation(probs, labels, list(filenames), os.path.join(root, "valid"), classes)
+    interp.plot_top_losses(min(9, len(labels)), fname=results.file(Results.TOP_LOSSES_PNG))
+    written.append(results.file(Results.TOP_LOSSES_PNG))
+    confused = interp.most_confused(min_count=1)
+    written.append(write_most_confused(confused, results.file(Results.MOST_CONFUSED)))
+    print(format_most_confused(confused))
     print(f"Found {sel['n_correct']} correct labels and {sel['n_incorrect']} incorrect labels")
     print("(confusion matrix above: rows are the true classes, columns the predicted ones: "
           + ", ".join(classes) + ")")

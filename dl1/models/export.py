@@ -1,0 +1,127 @@
+"""One ``.keras`` file that runs anywhere Keras runs, without dl1: ``export_model(model, classes, path)``.
+
+The network is rebuilt from plain Keras layers (``keras.layers.Conv2D`` for dl1's fast ``Conv2D``, and so
+on; every layer in float32), so the saved configuration names no dl1 class and ``keras.saving.load_model``
+needs nothing but Keras and its backend. The caffe-style preprocessing of VGG16 (RGB -> BGR, ImageNet mean
+subtracted) becomes a fixed 1x1 ``Conv2D``: a channel permutation with the negated means as bias, which
+gives the same numbers; so the file takes raw 0-255 RGB images, as ``Vgg16`` does. The class names are
+written beside it (``model.keras.classes.json``) and inside the archive (``dl1_classes.json``, which
+Keras ignores).
+
+A layer type of another model that has no plain Keras base class can say how to export it: a
+``plain_keras_layer()`` method returning ``(layer, weights)``, or ``register_plain_equivalent(cls, fn)``.
+"""
+
+import json
+import os
+import zipfile
+
+import keras
+import numpy as np
+
+from dl1.io.atomic import atomic_path, write_text
+from dl1.models.vgg16 import VggPreprocess, vgg_mean
+
+CLASSES_SUFFIX = ".classes.json"
+CLASSES_MEMBER = "dl1_classes.json"
+_PLAIN = {}
+
+
+def register_plain_equivalent(cls, fn):
+    """Export layers of type ``cls`` as ``fn(layer) -> (plain Keras layer, weights list or None)``."""
+    _PLAIN[cls] = fn
+
+
+def _caffe_preprocess(layer):
+    """VggPreprocess as a 1x1 convolution: out[c] = in[2 - c] - mean[2 - c]."""
+    kernel = np.zeros((1, 1, 3, 3), dtype=np.float32)
+    for c in range(3):
+        kernel[0, 0, 2 - c, c] = 1.0
+    bias = -vgg_mean.reshape(3)[::-1].astype(np.float32)
+    conv = keras.layers.Conv2D(3, 1, use_bias=True, name=layer.name, dtype="float32")
+    return conv, [kernel, bias]
+
+
+register_plain_equivalent(VggPreprocess, _caffe_preprocess)
+
+
+def _float32(config):
+    if "dtype" in config:
+        config["dtype"] = "float32"
+    return config
+
+
+def _keras_base(cls):
+    for base in cls.__mro__:
+        if base.__module__.startswith("keras.") and issubclass(base, keras.layers.Layer):
+            return base
+    return None
+
+
+def _plain_layer(layer):
+    """``(plain layer, weights or None)``: None means copy the original layer's weights."""
+    if hasattr(layer, "plain_keras_layer"):
+        return layer.plain_keras_layer()
+    for cls in type(layer).__mro__:
+        if cls in _PLAIN:
+            return _PLAIN[cls](layer)
+    base = _keras_base(type(layer))
+    if base is None:
+        raise TypeError(f"layer {layer.name} ({type(layer).__name__}) has no plain Keras equivalent; "
+                        "give it a plain_keras_layer() method or use register_plain_equivalent")
+    return base.from_config(_float32(layer.get_config())), None
+
+
+def plain_model(model):
+    """A copy of ``model`` made of plain Keras layers only, float32, with the same weights."""
+    pairs = []
+
+    def clone(layer):
+        new, weights = _plain_layer(layer)
+        pairs.append((layer, new, weights))
+        return new
+
+    if isinstance(model, keras.Sequential):
+        shape = tuple(model.inputs[0].shape[1:])
+        plain = keras.Sequential([keras.Input(shape=shape, name="image")] + [clone(layer) for layer in model.layers],
+                                 name=model.name)
+    else:
+        plain = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    for old, new, weights in pairs:
+        values = weights if weights is not None else [keras.ops.convert_to_numpy(w) for w in old.weights]
+        if values:
+            new.set_weights([np.asarray(v, dtype=np.float32) if np.issubdtype(np.asarray(v).dtype, np.floating)
+                             else v for v in values])
+    return plain
+
+
+def export_model(model, classes, path):
+    """Write ``path`` (a ``.keras`` file) and ``path.classes.json``; returns ``path``."""
+    path = os.fspath(path)
+    if not path.endswith(".keras"):
+        raise ValueError(f"the exported file's name must end in .keras (Keras requires it), not {path}")
+    classes = [str(c) for c in classes]
+    n_out = model.output_shape[-1]
+    if len(classes) != n_out:
+        raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
+    plain = plain_model(model)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    meta = json.dumps({"classes": classes, "input_shape": list(plain.inputs[0].shape[1:]),
+                       "input": "raw RGB images, 0-255, channels last"}, indent=1)
+    with atomic_path(path, suffix=".keras") as tmp:
+        plain.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr(CLASSES_MEMBER, meta)
+    write_text(path + CLASSES_SUFFIX, meta)
+    return path
+
+
+def load_classes(path):
+    """The class names stored with an exported file (beside it, else inside the archive)."""
+    side = os.fspath(path) + CLASSES_SUFFIX
+    if os.path.exists(side):
+        with open(side, encoding="utf-8") as f:
+            return json.load(f)["classes"]
+    with zipfile.ZipFile(path) as z:
+        return json.loads(z.read(CLASSES_MEMBER))["classes"]
