@@ -19,10 +19,14 @@ from dl1.nn.keras1 import (
     Dropout,
     Embedding,
     Flatten,
+    GaussianDropout,
+    GaussianNoise,
     Input,
     Keras1Error,
+    LeakyReLU,
     MaxPooling1D,
     Merge,
+    PReLU,
     Reshape,
     SimpleRNN,
     TimeDistributed,
@@ -35,5 +39,6 @@ from dl1.nn.optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, Nadam, RMSpr
 
 __all__ = ["Conv2D", "Convolution2D", "MaxPooling2D", "Dense", "Dropout", "Flatten", "Activation", "Reshape",
            "ZeroPadding2D", "BatchNormalization", "Embedding", "Conv1D", "Convolution1D", "MaxPooling1D",
-           "SimpleRNN", "GRU", "LSTM", "TimeDistributed", "Input", "merge", "Merge", "Keras1Error", "Model",
+           "SimpleRNN", "GRU", "LSTM", "TimeDistributed", "LeakyReLU", "PReLU", "GaussianNoise",
+           "GaussianDropout", "Input", "merge", "Merge", "Keras1Error", "Model",
            "Sequential", "SGD", "Adadelta", "Adagrad", "Adam", "Adamax", "Nadam", "RMSprop"]

@@ -43,6 +43,7 @@ from dl1.compat.keras1 import (
     ZeroPadding2D,
     merge,
 )
+from dl1.compat.scipyimage import misc, ndimage
 from dl1.data.batches import (
     ArrayIterator,
     DirectoryIterator,
@@ -129,6 +130,8 @@ _add("keras.regularizers", ["l1", "l2", "l1_l2"])
 _add("keras.losses", ["categorical_crossentropy"])
 _add("keras.metrics", ["categorical_accuracy"])
 _add("keras.utils", ["get_file", "to_categorical", "pad_sequences"])
+_add("keras.preprocessing.sequence", alias="sequence")
+_add("scipy.ndimage", ["zoom"])
 _add("keras.callbacks", ["EarlyStopping", "ModelCheckpoint"])
 
 __all__ = sorted(set(_LAZY) | set(_EAGER))

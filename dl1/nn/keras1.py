@@ -23,7 +23,8 @@ from dl1.io.errors import DL1Error
 
 __all__ = ["Keras1Error", "Keras1Layer", "keras1_initializer", "Dropout", "Flatten", "Activation", "Reshape",
            "ZeroPadding2D", "BatchNormalization", "Embedding", "Conv1D", "Convolution1D", "MaxPooling1D",
-           "SimpleRNN", "GRU", "LSTM", "TimeDistributed", "Input", "merge", "Merge"]
+           "SimpleRNN", "GRU", "LSTM", "TimeDistributed", "LeakyReLU", "PReLU", "GaussianNoise", "GaussianDropout",
+           "Input", "merge", "Merge", "check_channels_last"]
 
 
 class Keras1Error(DL1Error, TypeError):
@@ -42,7 +43,7 @@ def keras1_initializer(init):
 
 _INITIALIZER_ARGS = {"kernel_initializer", "recurrent_initializer", "bias_initializer", "embeddings_initializer",
                      "beta_initializer", "gamma_initializer", "moving_mean_initializer",
-                     "moving_variance_initializer"}
+                     "moving_variance_initializer", "alpha_initializer"}
 
 
 def translate(cls, kwargs):
@@ -80,6 +81,16 @@ def translate(cls, kwargs):
     return (tuple(shape) if shape is not None else None), batch, weights
 
 
+def check_channels_last(layer, input_shape):
+    """Refuse a 2017 channels-first image shape such as ``(None, 3, 224, 224)``, which would otherwise fail
+    layers later with a negative dimension."""
+    shape = tuple(input_shape or ())
+    if (len(shape) == 4 and shape[1] in (1, 3) and shape[-1] not in (1, 3)
+            and min(shape[2] or 0, shape[3] or 0) >= 16):
+        raise Keras1Error(f"{type(layer).__name__} got a channels-first input {shape[1:]} (Theano order): images "
+                          f"are channels-last here, write input_shape=({shape[2]}, {shape[3]}, {shape[1]})")
+
+
 class Keras1Layer:
     """Mixin for a Keras 3 layer class: Keras 1 keyword arguments (``_keras1_renames``, old -> new),
     arguments that no longer mean anything (``_keras1_dropped``), the first-layer input shape arguments
@@ -100,7 +111,11 @@ class Keras1Layer:
         if weights is not None:
             self._keras1_initial_weights = tuple(weights)
 
+    _keras1_image = False  # a 2-D image layer: refuse a channels-first (3, H, W) input in one line
+
     def build(self, input_shape):  # Keras maps shapes to build() by its parameter names: keep Keras' own
+        if self._keras1_image:
+            check_channels_last(self, input_shape)
         super().build(input_shape)
         self._set_initial_weights()
 
@@ -145,6 +160,8 @@ class Reshape(Keras1Layer, keras.layers.Reshape):
 @_register
 class ZeroPadding2D(Keras1Layer, keras.layers.ZeroPadding2D):
     """``keras.layers.ZeroPadding2D`` (channels-last) that takes ``input_shape=`` and ``dim_ordering='tf'``."""
+
+    _keras1_image = True
 
 
 @_register
@@ -280,6 +297,34 @@ class TimeDistributed(Keras1Layer, keras.layers.TimeDistributed):
     """``keras.layers.TimeDistributed(layer)`` that takes ``input_shape=``/``batch_input_shape=``."""
 
     _keras1_weights = False
+
+
+@_register
+class LeakyReLU(Keras1Layer, keras.layers.LeakyReLU):
+    """``keras.layers.LeakyReLU(negative_slope)``; also Keras 1 ``alpha=``."""
+
+    _keras1_renames = {"alpha": "negative_slope"}
+
+
+@_register
+class PReLU(Keras1Layer, keras.layers.PReLU):
+    """``keras.layers.PReLU``; also Keras 1 ``init=``."""
+
+    _keras1_renames = {"init": "alpha_initializer"}
+
+
+@_register
+class GaussianNoise(Keras1Layer, keras.layers.GaussianNoise):
+    """``keras.layers.GaussianNoise(stddev)``; also Keras 1 ``sigma=``."""
+
+    _keras1_renames = {"sigma": "stddev"}
+
+
+@_register
+class GaussianDropout(Keras1Layer, keras.layers.GaussianDropout):
+    """``keras.layers.GaussianDropout(rate)``; also Keras 1 ``p=``."""
+
+    _keras1_renames = {"p": "rate"}
 
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None,

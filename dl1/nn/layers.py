@@ -54,6 +54,8 @@ class Conv2D(Keras1Layer, keras.layers.Conv2D):
     Keras 3 a third positional argument would be the strides; pass ``strides=`` by name).
     """
 
+    _keras1_image = True
+
     def __init__(self, filters=None, nb_row=None, nb_col=None, *args, nb_filter=None, **kwargs):
         keras1 = {k: kwargs.pop(k) for k in ("border_mode", "subsample", "W_regularizer", "b_regularizer",
                                              "init", "dim_ordering") if k in kwargs}
@@ -87,6 +89,8 @@ class Conv2D(Keras1Layer, keras.layers.Conv2D):
 @keras.saving.register_keras_serializable(package="dl1")
 class MaxPooling2D(Keras1Layer, keras.layers.MaxPooling2D):
     """``keras.layers.MaxPooling2D`` (channels-last, 'valid') without layout copies on PyTorch."""
+
+    _keras1_image = True
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", *args, border_mode=None,
                  dim_ordering=None, **kwargs):
