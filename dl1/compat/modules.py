@@ -108,10 +108,18 @@ def _pairs(names):
 # --- keras.utils.layer_utils ----------------------------------------------------------------------------
 
 def layer_from_config(config, custom_objects=None):
-    """Keras 1 ``layer_from_config({'class_name': ..., 'config': ...})``: ``keras.layers.deserialize``."""
+    """Keras 1 ``layer_from_config({'class_name': ..., 'config': ...})``: a new layer of that class (ours
+    where we have one, e.g. the Keras 1 ``Dense``), else ``keras.layers.deserialize``."""
     import keras
 
-    return keras.layers.deserialize(config, custom_objects=custom_objects)
+    if "module" in config:  # a full Keras 3 serialisation
+        return keras.layers.deserialize(config, custom_objects=custom_objects)
+    name = config["class_name"]
+    cls = ((custom_objects or {}).get(name) or keras.saving.get_registered_object(f"dl1>{name}")
+           or getattr(importlib.import_module(_K1), name, None) or getattr(keras.layers, name, None))
+    if cls is None:
+        raise Keras1ImportError(f"layer_from_config: no layer class named {name!r}")
+    return cls.from_config(config["config"])
 
 
 def convert_all_kernels_in_model(model):

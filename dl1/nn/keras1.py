@@ -17,6 +17,8 @@ A spelling with no Keras 3 equivalent raises ``Keras1Error`` (a ``DL1Error`` and
 one line saying what to write instead.
 """
 
+import warnings
+
 import keras
 
 from dl1.io.errors import DL1Error
@@ -59,10 +61,8 @@ def translate(cls, kwargs):
         kwargs.pop(key, None)
     for key in _INITIALIZER_ARGS & set(kwargs):
         kwargs[key] = keras1_initializer(kwargs[key])
-    if kwargs.get("dim_ordering") == "th":
-        raise Keras1Error(f"{cls.__name__}: dim_ordering='th' (channels first) is not supported: images here "
-                          "are channels-last, leave dim_ordering out")
-    kwargs.pop("dim_ordering", None)
+    if kwargs.pop("dim_ordering", None) == "th":  # as dl1.nn.layers.Conv2D does
+        warnings.warn("dim_ordering='th' (channels first) is ignored: images are channels-last", stacklevel=3)
     batch = kwargs.pop("batch_input_shape", None)
     shape = kwargs.pop("input_shape", None)
     dim = kwargs.pop("input_dim", None) if cls._keras1_input != "embedding" else None
@@ -113,7 +113,7 @@ class Keras1Layer:
 
     _keras1_image = False  # a 2-D image layer: refuse a channels-first (3, H, W) input in one line
 
-    def build(self, input_shape):  # Keras maps shapes to build() by its parameter names: keep Keras' own
+    def build(self, input_shape=None):  # Keras maps shapes to build() by its parameter names: keep Keras' own
         if self._keras1_image:
             check_channels_last(self, input_shape)
         super().build(input_shape)
@@ -271,6 +271,14 @@ class _Keras1RNN(Keras1Layer):
     def build(self, sequences_shape, initial_state_shape=None):
         keras.layers.RNN.build(self, sequences_shape, initial_state_shape)
         self._set_initial_weights()
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if initial_state is None and self.stateful and keras.backend.backend() == "torch":
+            # Keras 3.15's fused LSTM/GRU path on torch reads the state variables' storage directly and
+            # then assigns the new state into it, which breaks backward ("modified by an inplace
+            # operation"); start from copies instead (same values, so the same results).
+            initial_state = [keras.ops.copy(state) for state in self.states]
+        return super().call(sequences, initial_state=initial_state, mask=mask, training=training)
 
 
 @_register
