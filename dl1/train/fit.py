@@ -20,7 +20,7 @@ from dl1.io.errors import DataError
 from dl1.io.log import note
 from dl1.nn.kprivate import sync_optimizer
 from dl1.train.checkpoints import Checkpoint, model_signature
-from dl1.train.features import FeatureCache, FrozenPrefix, frozen_prefix_length
+from dl1.train.features import FeatureCache, FrozenPrefix, chain_layers, frozen_prefix_length
 
 
 def check_same_classes(batches, val_batches):
@@ -51,7 +51,7 @@ def cache_plan(model, batches_list, cache="auto", verbose=True):
             note("cache=True ignored: augmented batches differ every epoch")
         return None
     k = frozen_prefix_length(model)
-    if k == 0 or k >= len(model.layers):
+    if k == 0 or k >= len(chain_layers(model)):
         return None
     prefix = FrozenPrefix(model, k)
     return prefix if prefix.worth_caching else None
