@@ -87,34 +87,52 @@ def _epoch_weights_saver(vgg, results, info, keep):
 
 def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights="imagenet", size=224, seed=0,
              cache=True, checkpoint_every=None, restart=False, mixed_precision="auto", jit=False, verbose=1,
-             keep=2):
-    """The 7-line recipe on ``directory/train`` and ``directory/valid``: ``ft<N>.h5`` after each epoch
-    (the ``keep`` newest kept), ``dl1-model.json``, and a checkpoint that a re-run resumes from."""
-    from dl1.models.vgg16 import Vgg16
+             keep=2, arch="vgg16"):
+    """The 7-line recipe on ``directory/train`` and ``directory/valid`` with the architecture ``arch``
+    (``dl1.models.backbones.ARCHITECTURES``): ``ft<N>.h5`` after each epoch (the ``keep`` newest kept),
+    ``dl1-model.json`` (which records ``arch``), and a checkpoint that a re-run resumes from. Under
+    ``torchrun`` every process trains its share of each batch (``batch_size`` is the global batch) and
+    only rank 0 writes files and prints."""
+    import keras
+
+    from dl1.models.backbones import architecture
+    from dl1.train import distributed
 
     root = data_root(directory, sample)
     for split in ("train", "valid"):
         _need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
+    try:
+        cls = architecture(arch)
+    except ValueError as e:
+        raise DL1Error(str(e)) from None
+    main = distributed.is_main()
+    distributed.pin_device()
     results = Results(root)
     base = weights
-    vgg = Vgg16(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
-                jit_compile=True if jit else "auto")
+    keras.utils.set_random_seed(seed)  # random weights (weights=none, new heads) repeat from run to run
+    vgg = cls(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
+              jit_compile=True if jit else "auto", verbose=main)
     batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
     val_batches = vgg.get_batches(os.path.join(root, "valid"), batch_size=batch_size * 2, shuffle=False)
     vgg.finetune(batches)
     vgg.compile(lr=lr)
     checkpoint = results.file(Results.CHECKPOINT)
-    if restart and os.path.exists(checkpoint):
+    if restart and os.path.exists(checkpoint) and main:
         os.remove(checkpoint)
-    info = {"classes": vgg.classes, "size": list(vgg.size), "base_weights": base, "lr": lr,
+    distributed.barrier()
+    info = {"arch": cls.arch if getattr(cls, "arch", None) else arch.lower(), "classes": vgg.classes,
+            "size": list(vgg.size), "base_weights": base, "lr": lr,
             "batch_size": batch_size, "epochs": epochs, "policy": vgg.policy}
     old = None if restart else results.read_model(required=False)
-    if old and old.get("classes") == info["classes"] and old.get("size") == info["size"]:
+    if old and old.get("classes") == info["classes"] and old.get("size") == info["size"] \
+            and old.get("arch", "vgg16") == info["arch"]:
         info.update({k: old[k] for k in ("weights", "epochs_done", "val_accuracy") if k in old})
     start = time.time()
     history = vgg.fit(batches, val_batches, nb_epoch=epochs, cache=cache, checkpoint=checkpoint,
                       checkpoint_every=checkpoint_every,
                       callbacks=[_epoch_weights_saver(vgg, results, info, keep)], verbose=verbose)
+    if not main:
+        return info
     results.write_model(info)
     acc = history.history.get("val_accuracy") or [info.get("val_accuracy")]
     print(f"Fine-tuned {info.get('epochs_done', 0)} epoch(s) in {time.time() - start:.0f}s; "
@@ -124,15 +142,20 @@ def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights
 
 
 def load_trained(root, weights_file=None):
-    """``(vgg, results, info)``: the model ``finetune`` trained in ``root``, with its class names."""
-    from dl1.models.vgg16 import Vgg16
+    """``(vgg, results, info)``: the model ``finetune`` trained in ``root`` (architecture ``info['arch']``,
+    VGG16 for records written before it was recorded), with its class names."""
+    from dl1.models.backbones import architecture
 
     results = Results(root)
     info = results.read_model()
     path = weights_file or results.file(info.get("weights") or "")
     if not os.path.isfile(path):
         raise DL1Error(f"weights file not found: {path}; run 'dl1 finetune' (or give --weights)")
-    vgg = Vgg16(weights=None, size=tuple(info["size"]), verbose=False,
+    try:
+        cls = architecture(info.get("arch"))
+    except ValueError as e:
+        raise DL1Error(f"{results.model_file}: {e}") from None
+    vgg = cls(weights=None, size=tuple(info["size"]), verbose=False,
                 mixed_precision=info.get("policy") or False)
     vgg.ft(len(info["classes"]))
     vgg.model.load_weights(path)
