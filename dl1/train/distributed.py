@@ -88,7 +88,6 @@ def broadcast_weights(model):
 
 def all_sum(values):
     """Element-wise sum over processes of a list of floats."""
-    import torch
 
     dist = init()
     t = keras.ops.convert_to_tensor(np.asarray(values, dtype="float64"))
