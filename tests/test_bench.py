@@ -116,3 +116,17 @@ def test_bench_backends_torch_only_tiny(capsys, monkeypatch):
 def test_bench_backends_tiny(capsys, monkeypatch):
     _, results = run_bench("bench_backends.py", capsys, monkeypatch)
     check(results, ["torch_vs_jax_forward", "torch_vs_jax_train_step"], higher_is_better=["torch_vs_jax_forward"])
+
+
+def test_bench_backbones_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_backbones.py", capsys, monkeypatch, "--quick")
+    check(results, ["resnet50_features_vs_keras_predict", "resnet50_fastconv_vs_keras_conv",
+                    "efficientnetv2b0_features_vs_keras_predict"],
+          higher_is_better=["resnet50_features_vs_keras_predict"])
+    assert "copy-free convs cover 53/53" in out  # every ResNet50 convolution is on dl1's fast path
+
+
+def test_bench_ddp_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_ddp.py", capsys, monkeypatch, "--quick")
+    check(results, ["ddp_2proc_vs_1proc"], higher_is_better=["ddp_2proc_vs_1proc"])
+    assert "2 process(es): 3 steps" in out and "1 process(es): 3 steps" in out and "no GPU" in out
