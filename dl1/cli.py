@@ -26,6 +26,9 @@ from dl1.io.errors import DL1Error
 from dl1.workflow import steps
 from dl1.workflow.demo import demo
 
+# the --arch names (dl1.models.backbones.ARCHITECTURES; spelled here so that --help needs no Keras import)
+ARCH_NAMES = ["vgg16", "vgg16bn", "resnet50", "efficientnetv2b0", "efficientnetv2s", "convnext_tiny"]
+
 
 # ---- subcommands: parse, then call the library -----------------------------------------------------
 def _positive_int(text):
@@ -87,7 +90,8 @@ def cmd_finetune(args):
                    weights=args.weights, size=args.size, seed=args.seed, cache=not args.no_cache,
                    checkpoint_every=args.checkpoint_every, restart=args.restart,
                    mixed_precision=args.mixed_precision, jit=args.jit, verbose=args.verbose, keep=args.keep,
-                   one_cycle=args.one_cycle, unfreeze=args.unfreeze, freeze_epochs=args.freeze_epochs)
+                   one_cycle=args.one_cycle, unfreeze=args.unfreeze, freeze_epochs=args.freeze_epochs,
+                   arch=args.arch)
     return 0
 
 
@@ -95,7 +99,7 @@ def cmd_lr_find(args):
     steps.lr_find(args.dir, sample=args.sample, batch_size=args.batch_size, weights=args.weights, size=args.size,
                   seed=args.seed, cache=not args.no_cache, mixed_precision=args.mixed_precision, jit=args.jit,
                   verbose=args.verbose, unfreeze=args.unfreeze, start_lr=args.start_lr, end_lr=args.end_lr,
-                  num_steps=args.num_steps)
+                  num_steps=args.num_steps, arch=args.arch)
     return 0
 
 
@@ -207,9 +211,14 @@ def build_parser():
                                    "saved per epoch as DIR/results/ftN.h5. Killed or interrupted, the same "
                                    "command resumes from DIR/results/checkpoint.npz.")
     s.add_argument("dir")
+    s.add_argument("--arch", default="vgg16", choices=ARCH_NAMES,
+                   help="network: " + ", ".join(ARCH_NAMES) + " (default vgg16; recorded in "
+                        "results/dl1-model.json for predict, inspect and submit). Several GPUs: "
+                        "torchrun --nproc-per-node N -m dl1 finetune DIR ...")
     s.add_argument("--sample", action="store_true", help="use DIR/sample/train and DIR/sample/valid")
     s.add_argument("--epochs", type=int, default=1, help="epochs in all (default 1)")
-    s.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    s.add_argument("--batch-size", type=int, default=64,
+                   help="batch size (default 64; under torchrun the global batch, shared by the processes)")
     s.add_argument("--lr", type=float, default=0.001, help="learning rate (default 0.001)")
     s.add_argument("--weights", default="imagenet", help="imagenet (default), none (random) or a file")
     s.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")

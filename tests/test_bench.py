@@ -131,3 +131,16 @@ def test_bench_lr_find_quick(capsys, monkeypatch):
     out, results = run_bench("bench_lr_find.py", capsys, monkeypatch, "--quick")
     check(results, ["lr_find_cold_seconds", "lr_find_warm_seconds"])
     assert "cached=True, baseline cached=False" in out
+
+def test_bench_backbones_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_backbones.py", capsys, monkeypatch, "--quick")
+    check(results, ["resnet50_features_vs_keras_predict", "resnet50_fastconv_vs_keras_conv",
+                    "efficientnetv2b0_features_vs_keras_predict"],
+          higher_is_better=["resnet50_features_vs_keras_predict"])
+    assert "copy-free convs cover 53/53" in out  # every ResNet50 convolution is on dl1's fast path
+
+
+def test_bench_ddp_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_ddp.py", capsys, monkeypatch, "--quick")
+    check(results, ["ddp_2proc_vs_1proc"], higher_is_better=["ddp_2proc_vs_1proc"])
+    assert "2 process(es): 3 steps" in out and "1 process(es): 3 steps" in out and "no GPU" in out

@@ -129,3 +129,56 @@ def load_class_index(path=None, download=True, notice=None):
         return [index[str(i)][1] for i in range(len(index))]
     except (OSError, ValueError, KeyError, IndexError) as e:
         raise WeightsError(f"cannot read the ImageNet class index {path}: {e}") from None
+
+
+# ---- keras.applications backbones (ResNet50, EfficientNetV2, ConvNeXt): Keras' own files and URLs -----------
+_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
+BACKBONE_WEIGHTS = {  # arch: (file with the ImageNet top, file without it), as keras.applications names them
+    "resnet50": (
+        RemoteFile("resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+                   _APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+                   "2cb95161c43110f7111970584f804107"),
+        RemoteFile("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                   _APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                   "4d473c1dd8becc155b73f8504c6f6626")),
+    "efficientnetv2b0": (
+        RemoteFile("efficientnetv2-b0.h5", _APPS + "efficientnet_v2/efficientnetv2-b0.h5",
+                   "21ecbf6da12460d5c40bb2f29ceb2188"),
+        RemoteFile("efficientnetv2-b0_notop.h5", _APPS + "efficientnet_v2/efficientnetv2-b0_notop.h5",
+                   "893217f2bb855e2983157299931e43ff")),
+    "efficientnetv2s": (
+        RemoteFile("efficientnetv2-s.h5", _APPS + "efficientnet_v2/efficientnetv2-s.h5",
+                   "e1d88a8495beba45748fedd0cecbe016"),
+        RemoteFile("efficientnetv2-s_notop.h5", _APPS + "efficientnet_v2/efficientnetv2-s_notop.h5",
+                   "af0682fb74e8c54910f2d4393339c070")),
+    "convnext_tiny": (
+        RemoteFile("convnext_tiny.h5", _APPS + "convnext/convnext_tiny.h5",
+                   "8ae6e78ce2933352b1ef4008e6dd2f17bc40771563877d156bc6426c7cf503ff"),
+        RemoteFile("convnext_tiny_notop.h5", _APPS + "convnext/convnext_tiny_notop.h5",
+                   "d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1")),
+}
+
+
+def backbone_env_var(arch):
+    """``DL1_WEIGHTS_RESNET50``, ``DL1_WEIGHTS_CONVNEXT_TINY``, ...: a copy of that backbone's file."""
+    return "DL1_WEIGHTS_" + arch.upper()
+
+
+def backbone_weights_path(arch, include_top=True):
+    """Path to ``arch``'s ImageNet file (with or without its top): ``DL1_WEIGHTS_<ARCH>``; else
+    ``DL1_WEIGHTS`` when it is a folder holding Keras' file or a file of exactly that name (so a VGG16
+    file there is never loaded into a ResNet); else the Keras cache; else a download. Offline and not
+    here: one WeightsError naming the file, the cache folder and the fixes (as for VGG16)."""
+    remote = BACKBONE_WEIGHTS[arch][0 if include_top else 1]
+    shared = os.path.expanduser(os.environ.get("DL1_WEIGHTS", ""))
+    if shared and not os.environ.get(backbone_env_var(arch)):
+        candidate = os.path.join(shared, remote.fname) if os.path.isdir(shared) else shared
+        if os.path.basename(candidate) == remote.fname and os.path.isfile(candidate):
+            return candidate
+    return fetch(remote, backbone_env_var(arch), f"{arch} ImageNet weights")
+
+
+def have_backbone_weights(arch, include_top=True):
+    """True when ``arch``'s ImageNet file is on this machine already (no download attempted)."""
+    remote = BACKBONE_WEIGHTS[arch][0 if include_top else 1]
+    return local_path(remote, backbone_env_var(arch)) is not None

@@ -2,7 +2,10 @@
 
 After ``finetune`` only the last layer learns, yet the 2017 code pushed every image through all of
 VGG16 every epoch. Here the longest run of leading layers that are frozen and deterministic (no
-dropout, no trainable BatchNorm) is the *prefix*; its outputs are computed once per image, stored with
+dropout, no trainable BatchNorm; a ``FrozenBase`` wrapping a whole pretrained network counts as one such
+layer when frozen, since it always runs in inference mode) is the *prefix*; the model may be a
+``Sequential`` or a functional model that is a straight chain of layers (input -> preprocessing -> frozen
+base -> head, as ``dl1.models.backbones`` builds); its outputs are computed once per image, stored with
 blosc2 in ``.dl1-cache/`` beside the data folder, and the rest of the model trains on them.
 
 The cache file is keyed by a fingerprint of the prefix's weights and the image size, so other weights
@@ -20,6 +23,7 @@ import numpy as np
 from dl1.io.arrays import load_array, save_array
 from dl1.io.errors import DataError
 from dl1.io.log import note, warn
+from dl1.nn.frozen import FrozenBase
 
 CACHE_VERSION = 1
 _STOCHASTIC = tuple(getattr(keras.layers, name) for name in (
@@ -30,6 +34,8 @@ _STOCHASTIC = tuple(getattr(keras.layers, name) for name in (
 
 def is_frozen_deterministic(layer):
     """True if ``layer`` gives the same output for the same input in training, and does not learn."""
+    if isinstance(layer, FrozenBase):  # calls its network with training=False: dropout off, BN moving stats
+        return not layer.trainable_weights
     if isinstance(layer, keras.Model):
         return all(is_frozen_deterministic(sub) for sub in layer.layers)
     if isinstance(layer, _STOCHASTIC):
@@ -40,12 +46,41 @@ def is_frozen_deterministic(layer):
     return not (isinstance(layer, keras.layers.BatchNormalization) and layer.trainable)
 
 
+def chain_layers(model):
+    """The layers of ``model`` in order when it is a chain (each layer feeding only the next): a
+    ``Sequential``'s layers, or a single-input single-output functional model's layers walked back from
+    its output (InputLayer left out). None for any other graph (branches, several inputs or outputs)."""
+    if isinstance(model, keras.Sequential):
+        return list(model.layers)
+    if not isinstance(model, keras.Model) or len(getattr(model, "inputs", None) or []) != 1 \
+            or len(model.outputs) != 1:
+        return None
+    chain, tensor = [], model.outputs[0]
+    while True:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            return None
+        op = history.operation
+        if isinstance(op, keras.layers.InputLayer):
+            break
+        node = op._inbound_nodes[history.node_index]
+        if len(node.input_tensors) != 1 or len(node.outputs) != 1:
+            return None
+        chain.append(op)
+        tensor = node.input_tensors[0]
+    if tensor is not model.inputs[0]:
+        return None
+    chain.reverse()
+    return chain
+
+
 def frozen_prefix_length(model):
-    """How many leading layers of a Sequential ``model`` are frozen and deterministic."""
-    if not isinstance(model, keras.Sequential):
+    """How many leading layers of a chain ``model`` (see ``chain_layers``) are frozen and deterministic."""
+    layers = chain_layers(model)
+    if not layers:
         return 0
     k = 0
-    for layer in model.layers:
+    for layer in layers:
         if not is_frozen_deterministic(layer):
             break
         k += 1
@@ -69,7 +104,8 @@ class FrozenPrefix:
 
     def __init__(self, model, k):
         self.k = k
-        self.layers = model.layers[:k]
+        self.chain = chain_layers(model)
+        self.layers = self.chain[:k]
         self.input_shape = tuple(model.inputs[0].shape[1:])
         self.model = keras.Sequential([keras.Input(shape=self.input_shape)] + list(self.layers),
                                       name="frozen_prefix")
@@ -82,9 +118,10 @@ class FrozenPrefix:
         """Only when the prefix does real work (has weights) and leaves something to train."""
         return any(layer.weights for layer in self.layers)
 
-    def head(self, model):
+    def head(self, model=None):
         """The remaining layers of ``model`` as a model that takes the prefix's output."""
-        return keras.Sequential([keras.Input(shape=self.output_shape)] + list(model.layers[self.k:]),
+        rest = self.chain[self.k:] if model is None else chain_layers(model)[self.k:]
+        return keras.Sequential([keras.Input(shape=self.output_shape)] + list(rest),
                                 name="head")
 
 

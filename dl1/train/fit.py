@@ -6,7 +6,9 @@
 - with ``checkpoint=FILE`` resumes from that file and saves to it at every epoch end (and every
   ``checkpoint_every`` batches), so a run killed with SIGKILL continues when started again;
 - on Ctrl-C (SIGINT) or SIGTERM (a spot instance going away) finishes the current batch, saves the
-  checkpoint and then raises ``KeyboardInterrupt``.
+  checkpoint and then raises ``KeyboardInterrupt``;
+- under ``torchrun`` with several processes trains with DistributedDataParallel (``distributed.py``):
+  each process its share of every global batch, features cached once, files written by rank 0.
 """
 
 import signal
@@ -19,8 +21,9 @@ from dl1.data.batches import ArrayIterator, DirectoryIterator
 from dl1.io.errors import DataError
 from dl1.io.log import note
 from dl1.nn.kprivate import sync_optimizer
+from dl1.train import distributed
 from dl1.train.checkpoints import Checkpoint, model_signature
-from dl1.train.features import FeatureCache, FrozenPrefix, frozen_prefix_length
+from dl1.train.features import FeatureCache, FrozenPrefix, chain_layers, frozen_prefix_length
 
 
 def check_same_classes(batches, val_batches):
@@ -51,7 +54,7 @@ def cache_plan(model, batches_list, cache="auto", verbose=True):
             note("cache=True ignored: augmented batches differ every epoch")
         return None
     k = frozen_prefix_length(model)
-    if k == 0 or k >= len(model.layers):
+    if k == 0 or k >= len(chain_layers(model)):
         return None
     prefix = FrozenPrefix(model, k)
     return prefix if prefix.worth_caching else None
@@ -194,7 +197,8 @@ def _merge(histories):
 
 def _features(prefix, batches, verbose):
     cache = FeatureCache(prefix, batch_size=max(batches.batch_size, 32), verbose=verbose)
-    return cache.features(batches)
+    # several processes: rank 0 computes and writes the cache, the others then read it
+    return distributed.once(lambda: cache.features(batches))
 
 
 def _feature_data(prefix, batches, val_batches, verbose):
@@ -208,7 +212,7 @@ def _feature_data(prefix, batches, val_batches, verbose):
         vx, vok = _features(prefix, val_batches, verbose)
         vkeep = np.flatnonzero(vok)
         val = (vx[vkeep], val_batches.labels_for(vkeep))
-    return train, val
+    return train, val, keep
 
 
 def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoint=None,
@@ -219,6 +223,13 @@ def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoi
     if not getattr(model, "compiled", False) or model.optimizer is None:
         raise RuntimeError("compile the model before fitting it (Vgg16 does this in finetune/compile)")
     sync_optimizer(model)
+    ddp = distributed.active()
+    if ddp:
+        distributed.init()
+        distributed.broadcast_weights(model)  # one random initialisation for all processes
+        verbose = verbose if distributed.is_main() else 0
+    else:
+        distributed.jax_data_parallel()
     prefix = cache_plan(model, [batches, val_batches], cache, verbose)
     ckpt, start_epoch, start_batch = None, 0, 0
     if checkpoint:
@@ -235,22 +246,29 @@ def fit_model(model, batches, val_batches=None, epochs=1, cache="auto", checkpoi
                     f"the start of epoch {start_epoch + 1}"
                 print(f"Resuming from {checkpoint}: {start_epoch} epoch(s) done, continuing at {where}",
                       flush=True)
-        elif meta is not None:
+        elif meta is not None and distributed.is_main():
             old = ckpt.set_aside()
             note("%s is from a different model or data; kept as %s, starting afresh", checkpoint, old)
+        distributed.barrier()
     if start_epoch >= epochs:
         if verbose:
             print(f"Already trained {start_epoch} epoch(s) (checkpoint {checkpoint}); nothing to do.")
         return _merge([])
 
+    ids = np.asarray(batches.filenames) if hasattr(batches, "filenames") else None
     if prefix is not None:
-        data, val = _feature_data(prefix, batches, val_batches, verbose)
+        data, val, keep = _feature_data(prefix, batches, val_batches, verbose)
+        ids = ids[keep] if ids is not None else keep
         target = _compile_like(prefix.head(model), model)
         if callbacks:
             callbacks = [_SeenAsFullModel(callbacks, model)]
     else:
         data, val, target = batches, val_batches, model
     data.set_epoch(start_epoch)
+    if ddp:
+        with _Stop() as stop:
+            return distributed.ddp_fit(target, data, val, epochs, start_epoch, start_batch, ckpt,
+                                       checkpoint_every, callbacks, verbose, ids=ids, stop=stop)
     with _Stop() as stop:
         histories = []
         common = {"validation_data": val, "verbose": verbose}

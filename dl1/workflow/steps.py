@@ -90,41 +90,51 @@ def _epoch_weights_saver(vgg, results, info, keep, offset=0):
 
 def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights="imagenet", size=224, seed=0,
              cache=True, checkpoint_every=None, restart=False, mixed_precision="auto", jit=False, verbose=1,
-             keep=2, one_cycle=False, unfreeze=False, freeze_epochs=1):
-    """The 7-line recipe on ``directory/train`` and ``directory/valid``: ``ft<N>.h5`` after each epoch
-    (the ``keep`` newest kept), ``dl1-model.json``, and a checkpoint that a re-run resumes from.
+             keep=2, one_cycle=False, unfreeze=False, freeze_epochs=1, arch="vgg16"):
+    """The 7-line recipe on ``directory/train`` and ``directory/valid`` with the architecture ``arch``
+    (``dl1.models.backbones.ARCHITECTURES``): ``ft<N>.h5`` after each epoch (the ``keep`` newest kept),
+    ``dl1-model.json`` (which records ``arch``), and a checkpoint that a re-run resumes from.
     ``one_cycle``: a one-cycle schedule peaking at ``lr``; ``unfreeze``: ``fine_tune`` (``freeze_epochs``
-    head epochs, then ``epochs`` with every layer training at discriminative rates, ``lr`` the base rate)."""
-    from dl1.models.vgg16 import Vgg16
+    head epochs, then ``epochs`` with every layer training at discriminative rates, ``lr`` the base rate).
+    Under ``torchrun`` every process trains its share of each batch (``batch_size`` is the global batch)
+    and only rank 0 writes files and prints."""
+    import keras
+
+    from dl1.train import distributed
 
     root = data_root(directory, sample)
     for split in ("train", "valid"):
         _need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
+    cls = _architecture(arch)
+    main = distributed.is_main()
+    distributed.pin_device()
     results = Results(root)
     base = weights
-    vgg = Vgg16(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
-                jit_compile=True if jit else "auto")
+    keras.utils.set_random_seed(seed)  # random weights (weights=none, new heads) repeat from run to run
+    vgg = cls(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
+              jit_compile=True if jit else "auto", verbose=main)
     batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
     val_batches = vgg.get_batches(os.path.join(root, "valid"), batch_size=batch_size * 2, shuffle=False)
     vgg.finetune(batches)
     vgg.compile(lr=lr)
     checkpoint = results.file(Results.CHECKPOINT)
-    if restart and os.path.exists(checkpoint):
-        os.remove(checkpoint)
-    info = {"classes": vgg.classes, "size": list(vgg.size), "base_weights": base, "lr": lr,
+    if restart and main:
+        stale = [checkpoint] + [checkpoint[:-len(".npz")] + f"-{phase}.npz" for phase in ("head", "unfrozen")]
+        for path in stale:
+            if os.path.exists(path):
+                os.remove(path)
+    distributed.barrier()
+    info = {"arch": cls.arch if getattr(cls, "arch", None) else arch.lower(), "classes": vgg.classes,
+            "size": list(vgg.size), "base_weights": base, "lr": lr,
             "batch_size": batch_size, "epochs": epochs, "policy": vgg.policy}
     old = None if restart else results.read_model(required=False)
-    if old and old.get("classes") == info["classes"] and old.get("size") == info["size"]:
+    if old and old.get("classes") == info["classes"] and old.get("size") == info["size"] \
+            and old.get("arch", "vgg16") == info["arch"]:
         info.update({k: old[k] for k in ("weights", "epochs_done", "val_accuracy") if k in old})
     start = time.time()
     common = {"cache": cache, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "verbose": verbose}
     if unfreeze:
         info.update(schedule="fine_tune", freeze_epochs=freeze_epochs)
-        if restart:
-            for phase in ("head", "unfrozen"):
-                stale = checkpoint[:-len(".npz")] + f"-{phase}.npz"
-                if os.path.exists(stale):
-                    os.remove(stale)
         history = _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, info, keep, common)
     elif one_cycle:
         info.update(schedule="one_cycle")
@@ -133,12 +143,24 @@ def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights
     else:
         history = vgg.fit(batches, val_batches, nb_epoch=epochs,
                           callbacks=[_epoch_weights_saver(vgg, results, info, keep)], **common)
+    if not main:
+        return info
     results.write_model(info)
     acc = history.history.get("val_accuracy") or [info.get("val_accuracy")]
     print(f"Fine-tuned {info.get('epochs_done', 0)} epoch(s) in {time.time() - start:.0f}s; "
           f"validation accuracy {acc[-1] if acc[-1] is not None else float('nan'):.3f}; "
           f"weights {results.file(info.get('weights', '?'))}")
     return info
+
+
+def _architecture(arch):
+    """The model class for ``arch`` (a name of ``dl1.models.backbones.ARCHITECTURES``), or one line."""
+    from dl1.models.backbones import architecture
+
+    try:
+        return architecture(arch)
+    except ValueError as e:
+        raise DL1Error(str(e)) from None
 
 
 def _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, info, keep, common):
@@ -159,15 +181,13 @@ def _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, in
 
 def lr_find(directory, sample=False, batch_size=64, weights="imagenet", size=224, seed=0, cache=True,
             mixed_precision="auto", jit=False, verbose=1, unfreeze=False, start_lr=1e-7, end_lr=10.0,
-            num_steps=100):
+            num_steps=100, arch="vgg16"):
     """The learning-rate range test on ``directory/train`` after ``finetune`` (the head alone, on cached
     features; ``unfreeze``: every layer); writes ``results/lr_find.png``. Returns the ``LRFinder``."""
-    from dl1.models.vgg16 import Vgg16
-
     root = data_root(directory, sample)
     _need_dir(os.path.join(root, "train"), "run 'dl1 prepare DIR' first")
     results = Results(root)
-    vgg = Vgg16(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
+    vgg = _architecture(arch)(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
                 jit_compile=True if jit else "auto")
     batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
     vgg.finetune(batches)
@@ -192,16 +212,21 @@ def export(directory, sample=False, weights=None, output=None):
 
 
 def load_trained(root, weights_file=None):
-    """``(vgg, results, info)``: the model ``finetune`` trained in ``root``, with its class names."""
-    from dl1.models.vgg16 import Vgg16
+    """``(vgg, results, info)``: the model ``finetune`` trained in ``root`` (architecture ``info['arch']``,
+    VGG16 for records written before it was recorded), with its class names."""
+    from dl1.models.backbones import architecture
 
     results = Results(root)
     info = results.read_model()
     path = weights_file or results.file(info.get("weights") or "")
     if not os.path.isfile(path):
         raise DL1Error(f"weights file not found: {path}; run 'dl1 finetune' (or give --weights)")
-    vgg = Vgg16(weights=None, size=tuple(info["size"]), verbose=False,
-                mixed_precision=info.get("policy") or False)
+    try:
+        cls = architecture(info.get("arch"))
+    except ValueError as e:
+        raise DL1Error(f"{results.model_file}: {e}") from None
+    vgg = cls(weights=None, size=tuple(info["size"]), verbose=False,
+              mixed_precision=info.get("policy") or False)
     vgg.ft(len(info["classes"]))
     vgg.model.load_weights(path)
     vgg.classes = list(info["classes"])
