@@ -1040,10 +1040,10 @@ PHASE="checks"
 
 on_exit() {
     local rc=$?
-    [[ -n "$TMP_DIR" ]] && rm -rf "$TMP_DIR"
     if ((rc != 0)) && [[ "$PHASE" == create && ! -e "${DIED:-/nonexistent}" ]]; then # (die already said it, on its line)
         printf '%s\n' "Setup stopped before it finished: run $PROG again to continue (it reuses what exists), or bash $STACK_DIR/remove.sh to delete what it made." >&2
     fi
+    [[ -z "$TMP_DIR" ]] || rm -rf "$TMP_DIR"
     exit "$rc"
 }
 DIED=""
