@@ -450,7 +450,7 @@ load_state() {
         [[ "$CREATED_KEY_FILE" == 1 ]] || CREATED_KEY_FILE=0
         if ((UPDATE_SSH_ONLY)); then # keep every recorded id when only the SSH rule changes
             for var in VPC_ID IGW_ID SUBNET_ID SUBNET_AZ ROUTE_TABLE_ID ROUTE_TABLE_ASSOC_ID KEY_PAIR_ID INSTANCE_ID \
-                SPOT_REQUEST_ID ALLOC_ID ASSOC_ID PUBLIC_IP ALARM_NAME ALARM_ARN ACCOUNT SSH_USER SSH_HOST AMI_ID; do
+                SPOT_REQUEST_ID ALLOC_ID ASSOC_ID PUBLIC_IP ALARM_NAME ALARM_ARN ACCOUNT SSH_USER SSH_HOST AMI_ID IDLE_STOP_MINUTES; do
                 printf -v "$var" '%s' "$(state_value "$file" "DL1_$var")"
             done
         fi
@@ -860,7 +860,9 @@ ensure_address() {
         created elastic-ip "$ALLOC_ID ($PUBLIC_IP)"
     fi
     if [[ "$holder" != "$INSTANCE_ID" ]]; then
-        ASSOC_ID=$(awsq ec2 associate-address --allocation-id "$ALLOC_ID" --instance-id "$INSTANCE_ID" --query AssociationId)
+        # (our own address: --allow-reassociation takes it from a replaced instance that still holds it)
+        ASSOC_ID=$(awsq ec2 associate-address --allocation-id "$ALLOC_ID" --instance-id "$INSTANCE_ID" --allow-reassociation \
+            --query AssociationId)
         log "associated $PUBLIC_IP with $INSTANCE_ID ($ASSOC_ID)"
         save_state
     fi
