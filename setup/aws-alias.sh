@@ -20,7 +20,11 @@
 #   aws-ssh     log in (extra arguments go to ssh, e.g. a command to run)
 #   aws-nb      SSH tunnel to Jupyter on the box (localhost:8888 there) and open the local browser
 #   aws-nb-stop close that tunnel
-#   aws-remove  run the stack's remove.sh (deletes everything the stack created)
+#   aws-allow-me  move the SSH rule to the address you have now (a new café, a new IP); starts nothing
+#   aws-remove  run the stack's remove.sh (deletes everything the stack created; asks first, --yes doesn't)
+#
+# aws-ssh, aws-nb and aws-start say so when your public address (looked up at checkip.amazonaws.com, or
+# DL1_CHECKIP_URL) is not the one the security group lets in; DL1_CHECK_ADDRESS=0 skips that check.
 
 if [ -n "${BASH_VERSION:-}" ] && [ "${BASH_SOURCE[0]}" = "$0" ]; then
     echo "Source this file instead of running it: source ${BASH_SOURCE[0]}" >&2
@@ -108,8 +112,14 @@ aws-ip() {
 }
 
 aws-start() {
-    _dl1_find State.Name || return
-    _dl1_aws ec2 start-instances --instance-ids "$instanceId" --query 'StartingInstances[0].CurrentState.Name' >/dev/null || return
+    _dl1_find InstanceLifecycle || return
+    if ! _dl1_aws ec2 start-instances --instance-ids "$instanceId" --query 'StartingInstances[0].CurrentState.Name' >/dev/null; then
+        if [ "$_dl1_value" = spot ]; then
+            echo "Spot instance $instanceId cannot start now: after a spot interruption it starts only when AWS has spot capacity again (its persistent request restarts it by itself). Try again later." >&2
+        fi
+        return 1
+    fi
+    _dl1_check_address
     echo "Starting $instanceId; waiting until it runs..."
     _dl1_aws ec2 wait instance-running --instance-ids "$instanceId" || return
     aws-ip
@@ -138,10 +148,77 @@ _dl1_user() {
     printf '%s' "${user:-ubuntu}"
 }
 
+# _dl1_sg_cidrs: the stack's security group id, a tab, and the addresses it lets in on port 22
+_dl1_sg() {
+    _dl1_aws ec2 describe-security-groups --filters "Name=tag:dl1:stack,Values=$(_dl1_stack)" \
+        "Name=tag:Name,Values=$(_dl1_stack)-security-group" \
+        --query "SecurityGroups[0].[GroupId, join(' ', IpPermissions[?FromPort==\`22\`].IpRanges[].CidrIp) || '-']"
+}
+
+_dl1_my_ip() {
+    local ip
+    ip=$(command curl -fsS --max-time 5 "${DL1_CHECKIP_URL:-https://checkip.amazonaws.com}" 2>/dev/null | tr -d '[:space:]') || return 1
+    case "$ip" in
+    *[!0-9.]* | "") return 1 ;;
+    esac
+    printf '%s' "$ip"
+}
+
+# _dl1_check_address: warns (never fails) when the caller's address is not the one allowed in
+_dl1_check_address() {
+    local ip sg cidrs
+    [ "${DL1_CHECK_ADDRESS:-1}" != 0 ] || return 0
+    command -v curl >/dev/null 2>&1 || return 0
+    ip=$(_dl1_my_ip) || return 0
+    sg=$(_dl1_sg 2>/dev/null) || return 0
+    cidrs=${sg#*"$(printf '\t')"}
+    case " $cidrs " in
+    *" $ip/32 "*) return 0 ;;
+    esac
+    case "$cidrs" in
+    */32 | */32\ *) echo "Your address $ip is not allowed to SSH in (allowed: $cidrs): SSH will time out. Run aws-allow-me to move the rule to $ip." >&2 ;;
+    *) ;; # a range (--ssh-cidr): not checked here
+    esac
+    return 0
+}
+
+aws-allow-me() {
+    local ip sg group cidrs cidr tab
+    tab=$(printf '\t')
+    ip=$(_dl1_my_ip) || {
+        echo "Could not look up your public address at ${DL1_CHECKIP_URL:-https://checkip.amazonaws.com} (offline?)." >&2
+        return 1
+    }
+    sg=$(_dl1_sg) || return
+    group=${sg%%"$tab"*}
+    cidrs=${sg#*"$tab"}
+    if [ -z "$sg" ] || [ -z "$group" ]; then
+        echo "No security group found for stack '$(_dl1_stack)'." >&2
+        return 1
+    fi
+    [ "$cidrs" != "-" ] || cidrs=""
+    case " $cidrs " in
+    *" $ip/32 "*) ;;
+    *)
+        _dl1_aws ec2 authorize-security-group-ingress --group-id "$group" \
+            --ip-permissions "IpProtocol=tcp,FromPort=22,ToPort=22,IpRanges=[{CidrIp=$ip/32,Description=ssh-from-dl1-setup}]" \
+            --query Return >/dev/null || return
+        ;;
+    esac
+    for cidr in $cidrs; do
+        if [ "$cidr" != "$ip/32" ]; then
+            _dl1_aws ec2 revoke-security-group-ingress --group-id "$group" --protocol tcp --port 22 --cidr "$cidr" \
+                --query Return >/dev/null || return
+        fi
+    done
+    echo "SSH to stack '$(_dl1_stack)' is now allowed from $ip/32 only (security group $group); nothing was started."
+}
+
 aws-ssh() {
     local key
     key=$(_dl1_key) || return
     aws-ip >/dev/null || return
+    _dl1_check_address
     command ssh -i "$key" -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$(_dl1_dir)/known_hosts" \
         "$(_dl1_user)@$instanceIp" "$@"
 }
@@ -161,6 +238,7 @@ aws-nb() {
     local key port sock url
     key=$(_dl1_key) || return
     aws-ip >/dev/null || return
+    _dl1_check_address
     port=${DL1_NB_PORT:-8888}
     sock="$(_dl1_dir)/nb-tunnel.sock"
     url="http://localhost:$port/"
@@ -174,7 +252,7 @@ aws-nb() {
         fi
     fi
     _dl1_open "$url"
-    echo "Jupyter: $url (on the box, start it with 'jupyter lab' in tmux if it is not running). Close the tunnel with aws-nb-stop."
+    echo "Jupyter: $url (on the box it runs as the service dl1-jupyter once setup/install-gpu.sh has run). Close the tunnel with aws-nb-stop."
 }
 
 aws-nb-stop() {
@@ -194,5 +272,5 @@ aws-remove() {
         echo "No ${script}: nothing recorded for stack '$(_dl1_stack)'." >&2
         return 1
     fi
-    bash "$script"
+    bash "$script" "$@"
 }

@@ -1,27 +1,37 @@
 #!/usr/bin/env bash
 # Provision a cloud GPU box on AWS for the course: VPC, subnet, internet gateway, route table,
 # security group (SSH from your address only), key pair, instance (AWS Deep Learning AMI) and
-# Elastic IP, all tagged dl1:stack=<name>. Re-running reuses what exists. It writes, in the
-# stack's state folder, commands.txt (how to reach the box) and remove.sh (tears it all down).
+# Elastic IP, all tagged dl1:stack=<name>, plus an idle agent on the box that stops it when nothing
+# runs. Re-running reuses what exists. Before it creates anything it writes, in the stack's state
+# folder, remove.sh (a copy of setup/remove.sh: tears down everything tagged with the stack); at the
+# end commands.txt (how to reach the box) and a `Host dl1` entry in ~/.ssh/config.
 # Run `setup/aws-setup.sh --help` for the options; setup/README.md has the walkthrough.
 set -euo pipefail
 
 PROG=${0##*/}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR
+# shellcheck source=aws-lib.sh disable=SC1091
+source "$SCRIPT_DIR/aws-lib.sh"
 TAG_KEY="dl1:stack"
+IDLE_TAG_KEY="dl1:idle-stop" # read by the idle agent on the box (instance metadata tags)
 VPC_CIDR="10.0.0.0/16"
 SUBNET_CIDR="10.0.0.0/24"
 CHECKIP_URL=${DL1_CHECKIP_URL:-https://checkip.amazonaws.com}
-export AWS_PAGER="" # AWS CLI v2 would otherwise page some output
 STATE_ROOT=${DL1_AWS_STATE_DIR:-$HOME/.dl1/aws}
+DEFAULT_IDLE_STOP=60
 
 # Options and their defaults
 NAME="dl1"
-INSTANCE_TYPE="g4dn.xlarge"
+INSTANCE_TYPE="g4dn.2xlarge" # 32 GiB: lesson 2 holds ~14 GB of images in memory (g4dn.xlarge: 16 GiB)
 DISK_GB=100
 SPOT=0
 AMI_OPT=""
 SSH_CIDR=""
 IDLE_STOP=""
+AZ_OPT=""
+UPDATE_SSH_ONLY=0
+SSH_CONFIG=1
 
 usage() {
     cat <<EOF
@@ -33,30 +43,32 @@ AWS CLI configuration, and write commands.txt and remove.sh into the stack's sta
 Options:
   --name NAME           stack name (default: dl1); every resource is tagged $TAG_KEY=NAME and
                         Name=NAME-<kind>; several stacks with different names can coexist
-  --instance-type TYPE  EC2 instance type (default: g4dn.xlarge); any type is accepted
+  --instance-type TYPE  EC2 instance type (default: g4dn.2xlarge, 32 GiB memory, enough for every
+                        lesson; g4dn.xlarge has 16 GiB, too little for lesson 2); any type is accepted
   --disk GB             root disk size in GB, gp3 (default: 100)
   --spot                use a persistent spot instance (cheaper; stopped, not lost, on interruption)
   --ami ID              use this AMI instead of the latest AWS Deep Learning AMI
+  --az ZONE             create the box in this availability zone (default: the first zone that has
+                        capacity for the type, trying each zone of the region that offers it)
   --ssh-cidr CIDR       address or range allowed to SSH in (default: your public IP, looked up at
                         $CHECKIP_URL, or at \$DL1_CHECKIP_URL)
-  --idle-stop MINUTES   stop the instance after MINUTES (5-1440) of idle CPU, with a CloudWatch
-                        alarm; 0 removes the alarm
+  --idle-stop MINUTES   stop the box after MINUTES (5-1440; default $DEFAULT_IDLE_STOP, or what the last run
+                        set) with no busy Jupyter kernel, no SSH session and an idle GPU, decided by
+                        an agent on the box, with a CloudWatch CPU alarm as backstop; 0 turns it off
+  --update-ssh-only     only move the SSH rule to your current address (or --ssh-cidr); create,
+                        start or change nothing else
+  --no-ssh-config       do not write the 'Host dl1' entry into ~/.ssh/config
   -h, --help            show this help
 
 State folder: \${DL1_AWS_STATE_DIR:-~/.dl1/aws}/ holds commands.txt, remove.sh, stack.env and the
 private key dl1-key.pem (mode 600, never overwritten) of the default stack; a stack with another
---name keeps the same files in a sub-folder NAME/.
+--name keeps the same files in a sub-folder NAME/. ~/.ssh/config gets 'Host dl1' (another stack:
+'Host dl1-NAME'), so 'ssh dl1' and editors' remote modes reach the box.
 Region: AWS_REGION, AWS_DEFAULT_REGION or \`aws configure get region\`, in that order.
 Jupyter is never opened to the internet: reach it through SSH (source setup/aws-alias.sh; aws-nb).
 EOF
 }
 
-log() { printf '%s\n' "$*"; }
-warn() { printf 'WARNING: %s\n' "$*" >&2; }
-die() {
-    printf 'ERROR: %s\n' "$*" >&2
-    exit 1
-}
 usage_error() {
     printf 'ERROR: %s\n' "$*" >&2
     printf 'Run %s --help for the options.\n' "$PROG" >&2
@@ -84,6 +96,10 @@ parse_args() {
         --ssh-cidr=*) SSH_CIDR=${1#*=}; shift ;;
         --idle-stop) need_value "$@"; IDLE_STOP=$2; shift 2 ;;
         --idle-stop=*) IDLE_STOP=${1#*=}; shift ;;
+        --az) need_value "$@"; AZ_OPT=$2; shift 2 ;;
+        --az=*) AZ_OPT=${1#*=}; shift ;;
+        --update-ssh-only) UPDATE_SSH_ONLY=1; shift ;;
+        --no-ssh-config) SSH_CONFIG=0; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage_error "unknown option: $1" ;;
         esac
@@ -102,9 +118,12 @@ parse_args() {
     fi
     if [[ -n "$IDLE_STOP" ]]; then
         if ! [[ "$IDLE_STOP" =~ ^[0-9]{1,4}$ ]] || ((10#$IDLE_STOP != 0 && (10#$IDLE_STOP < 5 || 10#$IDLE_STOP > 1440))); then
-            usage_error "--idle-stop takes minutes between 5 and 1440, or 0 to remove the alarm (got '$IDLE_STOP')"
+            usage_error "--idle-stop takes minutes between 5 and 1440, or 0 to turn idle stop off (got '$IDLE_STOP')"
         fi
         IDLE_STOP=$((10#$IDLE_STOP))
+    fi
+    if [[ -n "$AZ_OPT" && ! "$AZ_OPT" =~ ^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$ ]]; then
+        usage_error "--az must be an availability zone like eu-west-1b (got '$AZ_OPT')"
     fi
     if [[ -n "$SSH_CIDR" ]]; then
         [[ "$SSH_CIDR" == */* ]] || SSH_CIDR="$SSH_CIDR/32"
@@ -127,34 +146,16 @@ valid_cidr() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# AWS CLI helpers. Every call passes --output text and a --query, so the user's configured
-# output format (json, table, yaml...) never matters.
+# AWS CLI helpers (aws_try, awsq, aws_error, field... are in aws-lib.sh)
 # ---------------------------------------------------------------------------------------------
 TMP_DIR=""
-ERR_FILE=""
-
-# aws_try ARGS...: run the CLI with text output; prints the result ('None' becomes empty).
-# On failure returns the CLI's status; the error text is then in $ERR_FILE (see aws_error).
-aws_try() {
-    local out
-    out=$(aws "$@" --output text 2>"$ERR_FILE") || return $?
-    [[ "$out" == "None" ]] && out=""
-    [[ -z "$out" ]] || printf '%s\n' "$out"
-}
-
-aws_error() { grep -v '^[[:space:]]*$' "$ERR_FILE" | tail -n 4 || true; }
-
-# awsq ARGS...: like aws_try, but a failure stops the script with the CLI's message.
-awsq() {
-    local out
-    if ! out=$(aws_try "$@"); then
-        die "aws $1 $2 failed: $(aws_error)"
-    fi
-    [[ -z "$out" ]] || printf '%s\n' "$out"
-}
 
 # Shorthand for --tag-specifications: tagspec RESOURCE_TYPE KIND
-tagspec() { printf 'ResourceType=%s,Tags=[{Key=Name,Value=%s-%s},{Key=%s,Value=%s}]' "$1" "$NAME" "$2" "$TAG_KEY" "$NAME"; }
+tagspec() { # tagspec RESOURCE_TYPE KIND [IDLE_MINUTES]
+    local extra=""
+    [[ -z "${3:-}" ]] || extra=",{Key=$IDLE_TAG_KEY,Value=$3}"
+    printf 'ResourceType=%s,Tags=[{Key=Name,Value=%s-%s},{Key=%s,Value=%s}%s]' "$1" "$NAME" "$2" "$TAG_KEY" "$NAME" "$extra"
+}
 
 # Ids of every EC2 resource that carries our stack tag (one describe-tags call), so that lookups of
 # kinds the stack does not have yet (all of them, on a first run) cost nothing.
@@ -177,14 +178,6 @@ find_tagged() {
     printf '%s\n' "$out" | head -n 1
 }
 
-field() { # field N LINE: the Nth tab-separated field, with '-' (our placeholder for null) as empty
-    local fields value
-    IFS=$'\t' read -r -a fields <<<"$2" || true
-    value=${fields[$(($1 - 1))]:-}
-    [[ "$value" == "-" || "$value" == "None" ]] && value=""
-    printf '%s' "$value"
-}
-
 # ---------------------------------------------------------------------------------------------
 # Checks, all done before anything is created
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +186,9 @@ PARTITION="aws"
 ACCOUNT=""
 ARCH=""
 AZ=""
+AZS=""
+VCPUS=""
+MEMORY_MIB=""
 AMI_ID=""
 AMI_NAME=""
 AMI_ROOT_DEVICE=""
@@ -250,9 +246,9 @@ check_region_and_credentials() {
 }
 
 check_instance_type() {
-    local info gpu azs
+    local info gpu
     if ! info=$(aws_try ec2 describe-instance-types --instance-types "$INSTANCE_TYPE" \
-        --query "InstanceTypes[0].[join(' ', ProcessorInfo.SupportedArchitectures), GpuInfo.Gpus[0].Name || '-']"); then
+        --query "InstanceTypes[0].[join(' ', ProcessorInfo.SupportedArchitectures), GpuInfo.Gpus[0].Name || '-', VCpuInfo.DefaultVCpus || '-', MemoryInfo.SizeInMiB || '-']"); then
         case "$(aws_error)" in
         *InvalidInstanceType* | *"does not exist"* | *InvalidParameterValue*)
             die "unknown instance type '$INSTANCE_TYPE' in region $REGION. See 'aws ec2 describe-instance-types' or https://aws.amazon.com/ec2/instance-types/ (GPU: g4dn.xlarge, g5.xlarge, g6.xlarge...)." ;;
@@ -266,15 +262,75 @@ check_instance_type() {
     *) die "instance type '$INSTANCE_TYPE' has an unsupported architecture: $(field 1 "$info")" ;;
     esac
     gpu=$(field 2 "$info")
+    VCPUS=$(field 3 "$info")
+    MEMORY_MIB=$(field 4 "$info")
     if [[ -z "$gpu" ]]; then
         warn "$INSTANCE_TYPE has no GPU: fine for trying things out, slow for training."
     fi
-    azs=$(awsq ec2 describe-instance-type-offerings --location-type availability-zone \
-        --filters "Name=instance-type,Values=$INSTANCE_TYPE" --query 'sort(InstanceTypeOfferings[].Location)')
-    AZ=$(printf '%s\n' "$azs" | tr '\t' '\n' | grep . | head -n 1 || true)
-    [[ -n "$AZ" ]] ||
+    if [[ "$MEMORY_MIB" =~ ^[0-9]+$ ]] && ((MEMORY_MIB < 30 * 1024)); then
+        log "Note: $INSTANCE_TYPE has $((MEMORY_MIB / 1024)) GiB of memory: enough for lessons 1 and 3 and the MNIST notebooks, not for lesson 2 at the course's sizes (about 14 GB of images in memory; g4dn.2xlarge has 32 GiB)."
+    fi
+    # Every zone that offers the type, sorted; --az must be one of them. The launch tries them in turn.
+    AZS=$(awsq ec2 describe-instance-type-offerings --location-type availability-zone \
+        --filters "Name=instance-type,Values=$INSTANCE_TYPE" --query 'sort(InstanceTypeOfferings[].Location)' |
+        tr '\t' '\n' | grep . || true)
+    [[ -n "$AZS" ]] ||
         die "instance type '$INSTANCE_TYPE' is not offered in region $REGION. Pick another type (--instance-type) or region."
-    log "Instance type: $INSTANCE_TYPE ($ARCH${gpu:+, GPU $gpu})"
+    if [[ -n "$AZ_OPT" ]]; then
+        printf '%s\n' "$AZS" | grep -qxF -- "$AZ_OPT" ||
+            die "availability zone $AZ_OPT does not offer $INSTANCE_TYPE (zones that do in $REGION: $(printf '%s' "$AZS" | tr '\n' ' ')). Pick one of those with --az, or leave --az out."
+        AZ=$AZ_OPT
+    else
+        AZ=$(printf '%s\n' "$AZS" | head -n 1)
+    fi
+    log "Instance type: $INSTANCE_TYPE ($ARCH${gpu:+, GPU $gpu}${VCPUS:+, $VCPUS vCPUs}${MEMORY_MIB:+, $((MEMORY_MIB / 1024)) GiB})"
+}
+
+# quota_for_type: sets QUOTA_CODE and QUOTA_LABEL for the vCPU quota that limits INSTANCE_TYPE (on-demand or
+# spot). Returns 1 for families whose quota this script does not know.
+QUOTA_CODE=""
+QUOTA_LABEL=""
+quota_for_type() {
+    local family=${INSTANCE_TYPE%%.*} od sp label
+    case "$family" in
+    inf* | trn* | dl* | f* | x* | u-* | mac* | hpc*) return 1 ;;
+    g* | vt*) od=L-DB2E81BA sp=L-3819A6DF label="G and VT" ;;
+    p*) od=L-417A185B sp=L-7212CCBC label="P" ;;
+    [acdhimrtz]*) od=L-1216C47A sp=L-34B43A08 label="Standard (A, C, D, H, I, M, R, T, Z)" ;;
+    *) return 1 ;;
+    esac
+    if [[ "$SPOT" == 1 ]]; then
+        QUOTA_CODE=$sp
+        QUOTA_LABEL="All $label Spot Instance Requests"
+    else
+        QUOTA_CODE=$od
+        QUOTA_LABEL="Running On-Demand $label instances"
+    fi
+}
+
+quota_fix() { # how to ask for more of QUOTA_CODE, in one sentence
+    printf "ask for at least %s vCPUs of '%s' (Service Quotas > Amazon EC2 in the console, or: aws service-quotas request-service-quota-increase --region %s --service-code ec2 --quota-code %s --desired-value %s); approval can take a day, then run %s again" \
+        "${VCPUS:-4}" "$QUOTA_LABEL" "$REGION" "$QUOTA_CODE" "${VCPUS:-4}" "$PROG"
+}
+
+# The vCPU quota, checked before anything is created: new accounts start at 0 for GPU instances, and
+# otherwise the first run would fail after six resources exist. Skipped when the stack has an instance.
+check_quota() {
+    local value
+    quota_for_type || return 0
+    if printf '%s\n' "$TAGGED" | grep -q '^i-'; then
+        return 0
+    fi
+    if ! value=$(aws_try service-quotas get-service-quota --service-code ec2 --quota-code "$QUOTA_CODE" --query 'Quota.Value'); then
+        log "Quota: could not read '$QUOTA_LABEL' from Service Quotas ($(aws_error_code)); not checked."
+        return 0
+    fi
+    value=${value%%.*}
+    [[ "$value" =~ ^[0-9]+$ && "$VCPUS" =~ ^[0-9]+$ ]] || return 0
+    if ((value < VCPUS)); then
+        die "your quota '$QUOTA_LABEL' in $REGION is $value vCPUs and $INSTANCE_TYPE needs $VCPUS: $(quota_fix). Nothing was created."
+    fi
+    log "Quota: '$QUOTA_LABEL' is $value vCPUs ($INSTANCE_TYPE needs $VCPUS)"
 }
 
 # The AMI: --ami, else the AWS Deep Learning AMI from its public SSM parameter, else the newest
@@ -312,7 +368,7 @@ find_ami() {
     # One call for both name patterns; the newest with the NVIDIA driver in its name wins, else the newest
     # other one (never a Neuron AMI: those are for AWS's own accelerators).
     local img_fields="[ImageId, Name, RootDeviceName, max(BlockDeviceMappings[].Ebs.VolumeSize) || '-']"
-    info=$(awsq ec2 describe-images --owners amazon \
+    info=$(awsq ec2 describe-images --no-paginate --owners amazon \
         --filters "Name=name,Values=Deep Learning*Nvidia Driver*Ubuntu*,Deep Learning*AMI*Ubuntu*" \
         "Name=architecture,Values=$ARCH" Name=state,Values=available \
         --query "[sort_by(Images[?contains(Name, 'Nvidia Driver')], &CreationDate)[-1], sort_by(Images[?!contains(Name, 'Neuron')], &CreationDate)[-1]] | [?@] | [0].$img_fields")
@@ -323,7 +379,7 @@ find_ami() {
 
     local ubuntu_arch=amd64
     [[ "$ARCH" == arm64 ]] && ubuntu_arch=arm64
-    info=$(awsq ec2 describe-images --owners 099720109477 \
+    info=$(awsq ec2 describe-images --no-paginate --owners 099720109477 \
         --filters "Name=name,Values=ubuntu/images/*ubuntu-*-$ubuntu_arch-server-*" "Name=architecture,Values=$ARCH" Name=state,Values=available \
         --query "sort_by(Images, &CreationDate)[-1].$img_fields")
     [[ -n "$info" ]] || die "no Deep Learning AMI and no Ubuntu AMI found in region $REGION for $ARCH. Pass one with --ami."
@@ -370,39 +426,39 @@ resolve_ssh_cidr() {
     fi
 }
 
-# The default stack keeps its files right in the state folder ($STATE_ROOT/remove.sh, as documented);
-# any other --name gets a sub-folder of its own, so several stacks can coexist.
-stack_dir() {
-    if [[ "$1" == "dl1" ]]; then printf '%s' "$STATE_ROOT"; else printf '%s/%s' "$STATE_ROOT" "$1"; fi
-}
-
-# Recorded state of a previous run (ids, and what this stack created).
+# Recorded state of a previous run (ids, and what this stack created), in stack.env
+STATE_VARS=(NAME REGION ACCOUNT VPC_ID IGW_ID SUBNET_ID SUBNET_AZ ROUTE_TABLE_ID ROUTE_TABLE_ASSOC_ID SG_ID KEY_NAME
+    KEY_PAIR_ID KEY_FILE INSTANCE_ID SPOT_REQUEST_ID ALLOC_ID ASSOC_ID PUBLIC_IP ALARM_NAME ALARM_ARN IDLE_STOP_MINUTES
+    SSH_USER SSH_CIDR SSH_HOST AMI_ID CREATED_KEY_PAIR CREATED_KEY_FILE)
 PREV_REGION=""
 CREATED_KEY_PAIR=0
 CREATED_KEY_FILE=0
+RECORDED_IDLE_STOP=""
 
 load_state() {
+    local file var
     STACK_DIR=$(stack_dir "$NAME")
+    file="$STACK_DIR/stack.env"
     KEY_NAME="$NAME-key"
     KEY_FILE="$STACK_DIR/$NAME-key.pem"
-    if [[ -f "$STACK_DIR/stack.env" ]]; then
-        PREV_REGION=$(state_value DL1_REGION)
-        CREATED_KEY_PAIR=$(state_value DL1_CREATED_KEY_PAIR)
-        CREATED_KEY_FILE=$(state_value DL1_CREATED_KEY_FILE)
+    if [[ -f "$file" ]]; then
+        PREV_REGION=$(state_value "$file" DL1_REGION)
+        RECORDED_IDLE_STOP=$(state_value "$file" DL1_IDLE_STOP_MINUTES)
+        CREATED_KEY_PAIR=$(state_value "$file" DL1_CREATED_KEY_PAIR)
+        CREATED_KEY_FILE=$(state_value "$file" DL1_CREATED_KEY_FILE)
         [[ "$CREATED_KEY_PAIR" == 1 ]] || CREATED_KEY_PAIR=0
         [[ "$CREATED_KEY_FILE" == 1 ]] || CREATED_KEY_FILE=0
+        if ((UPDATE_SSH_ONLY)); then # keep every recorded id when only the SSH rule changes
+            for var in VPC_ID IGW_ID SUBNET_ID SUBNET_AZ ROUTE_TABLE_ID ROUTE_TABLE_ASSOC_ID KEY_PAIR_ID INSTANCE_ID \
+                SPOT_REQUEST_ID ALLOC_ID ASSOC_ID PUBLIC_IP ALARM_NAME ALARM_ARN ACCOUNT SSH_USER SSH_HOST AMI_ID IDLE_STOP_MINUTES; do
+                printf -v "$var" '%s' "$(state_value "$file" "DL1_$var")"
+            done
+        fi
     fi
+    [[ "$RECORDED_IDLE_STOP" =~ ^[0-9]+$ ]] || RECORDED_IDLE_STOP=""
     if [[ -n "$PREV_REGION" && "$PREV_REGION" != "$REGION" ]]; then
         die "stack '$NAME' is recorded in region $PREV_REGION ($STACK_DIR), not $REGION. Use another --name for a second stack, or remove the first with $STACK_DIR/remove.sh."
     fi
-}
-
-state_value() { # state_value VAR: VAR as recorded in stack.env (read in a subshell)
-    (
-        # shellcheck disable=SC1091 # written by this script; its path is only known at run time
-        . "$STACK_DIR/stack.env" >/dev/null 2>&1 || true
-        printf '%s' "${!1:-}"
-    )
 }
 
 # The key pair must never be silently duplicated, and the private key file never overwritten.
@@ -447,6 +503,11 @@ PUBLIC_IP=""
 ALARM_NAME=""
 ALARM_ARN=""
 SPOT_USED=0
+SUBNET_AZ=""
+SPOT_REQUEST_ID=""
+IDLE_STOP_MINUTES=""
+SSH_HOST=""
+INSTANCE_IDLE_TAG=""
 
 created() { # created KIND ID
     CREATED=$((CREATED + 1))
@@ -494,13 +555,40 @@ ensure_subnet() {
     local info
     info=$(find_tagged describe-subnets subnet subnet- "Subnets[].[SubnetId, AvailabilityZone]" "Name=vpc-id,Values=$VPC_ID")
     SUBNET_ID=$(field 1 "$info")
+    SUBNET_AZ=$(field 2 "$info")
     if [[ -n "$SUBNET_ID" ]]; then
-        reused subnet "$SUBNET_ID ($(field 2 "$info"))"
+        reused subnet "$SUBNET_ID ($SUBNET_AZ)"
+        # without --az, the launch starts in the subnet's zone (where any earlier instance was)
+        if [[ -z "$AZ_OPT" ]] && printf '%s\n' "$AZS" | grep -qxF -- "$SUBNET_AZ"; then
+            AZ=$SUBNET_AZ
+        fi
         return 0
     fi
-    SUBNET_ID=$(awsq ec2 create-subnet --vpc-id "$VPC_ID" --cidr-block "$SUBNET_CIDR" --availability-zone "$AZ" \
+    create_subnet "$AZ"
+}
+
+create_subnet() { # create_subnet ZONE
+    SUBNET_ID=$(awsq ec2 create-subnet --vpc-id "$VPC_ID" --cidr-block "$SUBNET_CIDR" --availability-zone "$1" \
         --tag-specifications "$(tagspec subnet subnet)" --query Subnet.SubnetId)
-    created subnet "$SUBNET_ID ($AZ)"
+    SUBNET_AZ=$1
+    created subnet "$SUBNET_ID ($1)"
+}
+
+# move_subnet ZONE: the stack's subnet (empty: no instance yet) is re-made in ZONE, same range, same tags.
+move_subnet() {
+    log "moving subnet $SUBNET_ID from $SUBNET_AZ to $1"
+    if [[ -n "$ROUTE_TABLE_ASSOC_ID" ]]; then
+        awsq ec2 disassociate-route-table --association-id "$ROUTE_TABLE_ASSOC_ID" >/dev/null
+        ROUTE_TABLE_ASSOC_ID=""
+    fi
+    awsq ec2 delete-subnet --subnet-id "$SUBNET_ID" >/dev/null
+    SUBNET_ID=""
+    save_state
+    create_subnet "$1"
+    CREATED=$((CREATED - 1)) # a move, not a new resource
+    ROUTE_TABLE_ASSOC_ID=$(awsq ec2 associate-route-table --route-table-id "$ROUTE_TABLE_ID" --subnet-id "$SUBNET_ID" \
+        --query AssociationId)
+    save_state
 }
 
 ensure_route_table() {
@@ -551,6 +639,11 @@ ensure_security_group() {
             --tag-specifications "$(tagspec security-group security-group)" --query GroupId)
         created security-group "$SG_ID"
     fi
+    update_ssh_rule "$cidrs"
+}
+
+update_ssh_rule() { # update_ssh_rule "CIDRS NOW ALLOWED": SSH from $SSH_CIDR only
+    local cidrs=$1 cidr
     if [[ " $cidrs " != *" $SSH_CIDR "* ]]; then
         awsq ec2 authorize-security-group-ingress --group-id "$SG_ID" \
             --ip-permissions "IpProtocol=tcp,FromPort=22,ToPort=22,IpRanges=[{CidrIp=$SSH_CIDR,Description=ssh-from-dl1-setup}]" \
@@ -582,9 +675,8 @@ ensure_key_pair() {
         fi
         chmod 600 "$tmp"
         # A hard link never replaces an existing file: the key file is never overwritten.
-        if ! ln "$tmp" "$KEY_FILE" 2>/dev/null; then
-            rm -f "$tmp"
-            die "$KEY_FILE appeared while creating key pair $KEY_NAME; not overwriting it."
+        if ! ln "$tmp" "$KEY_FILE" 2>/dev/null; then # keep the new key: it is the only copy
+            die "$KEY_FILE appeared while creating key pair $KEY_NAME; not overwriting it. The new key pair's private key is in $tmp: move it where you want it, or delete key pair $KEY_NAME (bash $STACK_DIR/remove.sh)."
         fi
         rm -f "$tmp"
         CREATED_KEY_PAIR=1
@@ -603,65 +695,151 @@ ensure_key_pair() {
 }
 
 ensure_instance() {
-    local info type market_opts=() err spot_label=""
-    info=$(find_tagged describe-instances instance i- "Reservations[].Instances[].[InstanceId, State.Name, InstanceType, InstanceLifecycle || '-']" \
+    local info type reason
+    info=$(find_tagged describe-instances instance i- "Reservations[].Instances[].[InstanceId, State.Name, InstanceType, InstanceLifecycle || '-', SpotInstanceRequestId || '-', StateReason.Code || '-', Tags[?Key=='$IDLE_TAG_KEY'].Value | [0] || '-']" \
         "Name=instance-state-name,Values=pending,running,stopping,stopped")
     INSTANCE_ID=$(field 1 "$info")
     INSTANCE_STATE=$(field 2 "$info")
     type=$(field 3 "$info")
-    if [[ -n "$INSTANCE_ID" ]]; then
-        [[ "$(field 4 "$info")" == spot ]] && SPOT_USED=1
-        reused instance "$INSTANCE_ID ($type, $INSTANCE_STATE)"
-        if [[ "$type" != "$INSTANCE_TYPE" ]]; then
-            warn "the existing instance is $type, not $INSTANCE_TYPE: kept as it is. To change it, stop it and run 'aws ec2 modify-instance-attribute --instance-id $INSTANCE_ID --instance-type $INSTANCE_TYPE', or remove the stack first."
+    if [[ -z "$INSTANCE_ID" ]]; then
+        launch_instance
+        return 0
+    fi
+    [[ "$(field 4 "$info")" == spot ]] && SPOT_USED=1
+    SPOT_REQUEST_ID=$(field 5 "$info")
+    reason=$(field 6 "$info")
+    INSTANCE_IDLE_TAG=$(field 7 "$info")
+    reused instance "$INSTANCE_ID ($type, $INSTANCE_STATE)"
+    if [[ "$type" != "$INSTANCE_TYPE" ]]; then
+        log "Note: the existing instance is $type, not $INSTANCE_TYPE: kept as it is. To change it, stop it and run 'aws ec2 modify-instance-attribute --instance-id $INSTANCE_ID --instance-type \"{\\\"Value\\\": \\\"$INSTANCE_TYPE\\\"}\"', or remove the stack first."
+    fi
+    if [[ "$SPOT" == 1 && "$SPOT_USED" != 1 ]]; then
+        warn "the existing instance is on-demand; --spot only applies when a new instance is created."
+    fi
+    if [[ "$INSTANCE_STATE" == stopped && "$reason" == Server.SpotInstance* ]]; then
+        log "$INSTANCE_ID was stopped by AWS, not by you: a spot interruption ($reason; AWS needed the capacity back or the spot price rose)."
+    fi
+    case "$INSTANCE_STATE" in
+    pending)
+        wait_for_state "$INSTANCE_ID" running
+        INSTANCE_STATE=running
+        ;;
+    stopping)
+        log "waiting for $INSTANCE_ID to finish stopping..."
+        wait_for_state "$INSTANCE_ID" stopped
+        start_instance
+        ;;
+    stopped) start_instance ;;
+    esac
+}
+
+# wait_for_state ID STATE: polls every few seconds (the CLI's waiters poll every 15 s), up to 10 minutes
+wait_for_state() {
+    local i state
+    for i in $(seq 1 150); do
+        state=$(awsq ec2 describe-instances --instance-ids "$1" --query 'Reservations[0].Instances[0].State.Name')
+        [[ "$state" == "$2" ]] && return 0
+        if [[ "$state" == terminated || ("$2" == running && "$state" == stopped && i -gt 3) ]]; then
+            die "instance $1 is $state instead of $2: see the EC2 console (Instance state, State transition reason)."
         fi
-        if [[ "$SPOT" == 1 && "$SPOT_USED" != 1 ]]; then
-            warn "the existing instance is on-demand; --spot only applies when a new instance is created."
+        sleep "$((i < 10 ? 2 : 5))"
+    done
+    die "instance $1 is still $state after 10 minutes, not $2."
+}
+
+# The user-data script: installs the idle agent (setup/idle-agent.py, via setup/box-init.sh) at first boot
+write_user_data() {
+    local minutes=$1
+    {
+        printf '#!/bin/bash\n# dl1 stack %s: installs the idle agent at first boot (setup/box-init.sh)\nset -euo pipefail\n' "$NAME"
+        printf 'mkdir -p /usr/local/lib/dl1\n'
+        printf "echo '%s' | base64 -d >/usr/local/lib/dl1/idle-agent.py\n" "$(base64 <"$SCRIPT_DIR/idle-agent.py" | tr -d '\n')"
+        printf "echo '%s' | base64 -d >/usr/local/lib/dl1/box-init.sh\n" "$(base64 <"$SCRIPT_DIR/box-init.sh" | tr -d '\n')"
+        printf 'bash /usr/local/lib/dl1/box-init.sh %s\n' "$minutes"
+    } >"$TMP_DIR/user-data.sh"
+}
+
+# launch_instance: run-instances in $AZ; with no capacity there (and no --az), in the region's other zones
+# that offer the type, in turn. Quota and capacity errors end in one line that says what to do.
+launch_instance() {
+    local market_opts=() spot_label="" zone zones err code tried=""
+    if [[ "$SPOT" == 1 ]]; then
+        market_opts=(--instance-market-options 'MarketType=spot,SpotOptions={SpotInstanceType=persistent,InstanceInterruptionBehavior=stop}')
+        SPOT_USED=1
+        spot_label=", spot"
+    fi
+    write_user_data "$IDLE_STOP_MINUTES"
+    zones=$AZ
+    [[ -n "$AZ_OPT" ]] || zones=$(printf '%s\n' "$AZ" "$AZS" | awk 'NF && !seen[$0]++')
+    for zone in $zones; do
+        if [[ "$zone" != "$SUBNET_AZ" ]]; then
+            move_subnet "$zone"
         fi
-        case "$INSTANCE_STATE" in
-        pending)
-            awsq ec2 wait instance-running --instance-ids "$INSTANCE_ID" >/dev/null
-            INSTANCE_STATE=running
-            ;;
-        stopping)
-            log "waiting for $INSTANCE_ID to finish stopping..."
-            awsq ec2 wait instance-stopped --instance-ids "$INSTANCE_ID" >/dev/null
-            start_instance
-            ;;
-        stopped) start_instance ;;
-        esac
-    else
-        if [[ "$SPOT" == 1 ]]; then
-            market_opts=(--instance-market-options 'MarketType=spot,SpotOptions={SpotInstanceType=persistent,InstanceInterruptionBehavior=stop}')
-            SPOT_USED=1
-            spot_label=", spot"
-        fi
-        if ! INSTANCE_ID=$(aws_try ec2 run-instances --count 1 --image-id "$AMI_ID" --instance-type "$INSTANCE_TYPE" \
+        if INSTANCE_ID=$(aws_try ec2 run-instances --count 1 --image-id "$AMI_ID" --instance-type "$INSTANCE_TYPE" \
             --key-name "$KEY_NAME" --subnet-id "$SUBNET_ID" --security-group-ids "$SG_ID" \
             --block-device-mappings "DeviceName=$AMI_ROOT_DEVICE,Ebs={VolumeSize=$DISK_GB,VolumeType=gp3,DeleteOnTermination=true,Encrypted=true}" \
-            --metadata-options HttpTokens=required,HttpEndpoint=enabled \
-            --tag-specifications "$(tagspec instance instance)" "$(tagspec volume disk)" \
+            --metadata-options HttpTokens=required,HttpEndpoint=enabled,InstanceMetadataTags=enabled \
+            --user-data "file://$TMP_DIR/user-data.sh" \
+            --tag-specifications "$(tagspec instance instance "$IDLE_STOP_MINUTES")" "$(tagspec volume disk)" \
             "${market_opts[@]}" --query 'Instances[0].InstanceId'); then
-            err=$(aws_error)
-            case "$err" in
-            *VcpuLimitExceeded* | *"vCPU"*)
-                die "AWS refused the instance: your vCPU quota for $INSTANCE_TYPE is too low ($err). New accounts start at 0 for GPU instances: ask for more under Service Quotas > Amazon EC2 > 'Running On-Demand G and VT instances' (or the Spot quota with --spot), then run $PROG again; what was created so far is reused." ;;
-            *InsufficientInstanceCapacity*)
-                die "AWS has no $INSTANCE_TYPE capacity in $AZ right now ($err). Try again later or another instance type; what was created so far is reused." ;;
-            *) die "aws ec2 run-instances failed: $err" ;;
-            esac
+            break
         fi
-        created instance "$INSTANCE_ID ($INSTANCE_TYPE$spot_label, $DISK_GB GB gp3)"
-        log "waiting for $INSTANCE_ID to be running..."
-        awsq ec2 wait instance-running --instance-ids "$INSTANCE_ID" >/dev/null
-        INSTANCE_STATE=running
+        err=$(aws_error)
+        code=$(aws_error_code)
+        quota_for_type || true
+        tried="$tried $zone"
+        case "$code:$err" in
+        *InsufficientInstanceCapacity* | Unsupported:*)
+            log "no $INSTANCE_TYPE capacity in $zone right now ($code)"
+            INSTANCE_ID=""
+            continue
+            ;;
+        *VcpuLimitExceeded*)
+            die "AWS refused the instance: your vCPU quota '${QUOTA_LABEL:-for $INSTANCE_TYPE}' in $REGION is too low for $INSTANCE_TYPE (VcpuLimitExceeded; new accounts start at 0 for GPU instances, and running instances count against it): $(quota_fix)."
+            ;;
+        *MaxSpotInstanceCountExceeded*)
+            die "AWS refused the spot request: your spot quota '${QUOTA_LABEL:-All Spot Instance Requests}' in $REGION is used up (MaxSpotInstanceCountExceeded): $(quota_fix), or run without --spot."
+            ;;
+        *) die "aws ec2 run-instances failed: $err" ;;
+        esac
+    done
+    if [[ -z "$INSTANCE_ID" ]]; then
+        if [[ -n "$AZ_OPT" ]]; then
+            die "AWS has no $INSTANCE_TYPE capacity in $AZ_OPT right now (InsufficientInstanceCapacity): try again in a while, leave --az out to try the region's other zones, or pick another --instance-type."
+        fi
+        die "AWS has no $INSTANCE_TYPE capacity in any zone of $REGION right now (tried:$tried; InsufficientInstanceCapacity): try again in a while, another region, or another --instance-type (e.g. g5.2xlarge or g6.2xlarge)${spot_label:+, or without --spot}."
     fi
+    INSTANCE_IDLE_TAG=$IDLE_STOP_MINUTES
+    created instance "$INSTANCE_ID ($INSTANCE_TYPE$spot_label, $DISK_GB GB gp3, $SUBNET_AZ)"
+    if [[ "$SPOT_USED" == 1 ]]; then # record (and tag) the persistent request: it outlives its instance
+        SPOT_REQUEST_ID=$(aws_try ec2 describe-instances --instance-ids "$INSTANCE_ID" \
+            --query 'Reservations[0].Instances[0].SpotInstanceRequestId' || true)
+        if [[ -n "$SPOT_REQUEST_ID" ]]; then
+            awsq ec2 create-tags --resources "$SPOT_REQUEST_ID" --tags "Key=$TAG_KEY,Value=$NAME" "Key=Name,Value=$NAME-spot-request" >/dev/null
+            log "spot request $SPOT_REQUEST_ID (persistent; tagged, and cancelled by remove.sh)"
+            save_state
+        fi
+    fi
+    log "waiting for $INSTANCE_ID to be running..."
+    wait_for_state "$INSTANCE_ID" running
+    INSTANCE_STATE=running
 }
 
 start_instance() {
-    awsq ec2 start-instances --instance-ids "$INSTANCE_ID" --query 'StartingInstances[0].CurrentState.Name' >/dev/null
+    local code
+    if ! aws_try ec2 start-instances --instance-ids "$INSTANCE_ID" --query 'StartingInstances[0].CurrentState.Name' >/dev/null; then
+        code=$(aws_error_code)
+        if [[ "$SPOT_USED" == 1 ]]; then
+            die "cannot start spot instance $INSTANCE_ID ($code: $(aws_error)). A spot instance stopped by an interruption starts again only when AWS has spot capacity for $INSTANCE_TYPE: its persistent request restarts it by itself when there is, or try again later; to go on-demand, remove the stack (bash $STACK_DIR/remove.sh) and run $PROG without --spot."
+        fi
+        case "$code" in
+        InsufficientInstanceCapacity)
+            die "AWS has no $INSTANCE_TYPE capacity in $SUBNET_AZ to start $INSTANCE_ID right now: try again in a while, or change its type while it is stopped (aws ec2 modify-instance-attribute --instance-id $INSTANCE_ID --instance-type \"{\\\"Value\\\": \\\"g5.2xlarge\\\"}\")." ;;
+        *) die "aws ec2 start-instances failed: $(aws_error)" ;;
+        esac
+    fi
     log "started $INSTANCE_ID; waiting for it to be running..."
-    awsq ec2 wait instance-running --instance-ids "$INSTANCE_ID" >/dev/null
+    wait_for_state "$INSTANCE_ID" running
     INSTANCE_STATE=running
 }
 
@@ -682,29 +860,54 @@ ensure_address() {
         created elastic-ip "$ALLOC_ID ($PUBLIC_IP)"
     fi
     if [[ "$holder" != "$INSTANCE_ID" ]]; then
-        ASSOC_ID=$(awsq ec2 associate-address --allocation-id "$ALLOC_ID" --instance-id "$INSTANCE_ID" --query AssociationId)
+        # (our own address: --allow-reassociation takes it from a replaced instance that still holds it)
+        ASSOC_ID=$(awsq ec2 associate-address --allocation-id "$ALLOC_ID" --instance-id "$INSTANCE_ID" --allow-reassociation \
+            --query AssociationId)
         log "associated $PUBLIC_IP with $INSTANCE_ID ($ASSOC_ID)"
         save_state
     fi
 }
 
 set_alarm() { # set_alarm NAME (empty: no alarm)
+    # shellcheck disable=SC2034 # recorded in stack.env (STATE_VARS)
     ALARM_NAME=$1
     ALARM_ARN=""
     [[ -z "$1" ]] || ALARM_ARN="arn:$PARTITION:cloudwatch:$REGION:$ACCOUNT:alarm:$1"
 }
 
-ensure_idle_alarm() {
-    local name="$NAME-idle-stop" existing periods
-    existing=$(awsq cloudwatch describe-alarms --alarm-names "$name" --query 'MetricAlarms[0].AlarmName')
-    if [[ -z "$IDLE_STOP" ]]; then
-        if [[ -n "$existing" ]]; then
-            set_alarm "$name"
-            reused idle-stop-alarm "$name"
-        fi
-        return 0
+# The idle minutes: --idle-stop, else what the last run recorded, else the default (on).
+resolve_idle_stop() {
+    if [[ -n "$IDLE_STOP" ]]; then
+        IDLE_STOP_MINUTES=$IDLE_STOP
+    elif [[ -n "$RECORDED_IDLE_STOP" ]]; then
+        IDLE_STOP_MINUTES=$RECORDED_IDLE_STOP
+    else
+        IDLE_STOP_MINUTES=$DEFAULT_IDLE_STOP
     fi
-    if ((IDLE_STOP == 0)); then
+    if ((IDLE_STOP_MINUTES == 0)); then
+        warn "idle stop is off (--idle-stop 0): the box runs, and costs money, until you stop it (aws-stop). Turn it back on with --idle-stop 60."
+    fi
+}
+
+# The agent on the box reads its minutes from the instance's tag dl1:idle-stop (instance metadata).
+ensure_idle_tag() {
+    if [[ "$INSTANCE_IDLE_TAG" != "$IDLE_STOP_MINUTES" ]]; then
+        awsq ec2 create-tags --resources "$INSTANCE_ID" --tags "Key=$IDLE_TAG_KEY,Value=$IDLE_STOP_MINUTES" >/dev/null
+        log "idle agent on $INSTANCE_ID: stop after $IDLE_STOP_MINUTES idle minutes (tag $IDLE_TAG_KEY)"
+        INSTANCE_IDLE_TAG=$IDLE_STOP_MINUTES
+    fi
+}
+
+# The backstop: a CloudWatch alarm that stops the instance after the same time below 2% average CPU, should
+# the agent not run. Always pointed at the current instance (a replaced instance gets it too).
+ensure_idle_alarm() {
+    local name="$NAME-idle-stop" existing watched periods old_periods
+    existing=$(awsq cloudwatch describe-alarms --alarm-names "$name" \
+        --query "MetricAlarms[0].[AlarmName, Dimensions[?Name=='InstanceId'].Value | [0] || '-', EvaluationPeriods]")
+    watched=$(field 2 "$existing")
+    old_periods=$(field 3 "$existing")
+    existing=$(field 1 "$existing")
+    if ((IDLE_STOP_MINUTES == 0)); then
         if [[ -n "$existing" ]]; then
             awsq cloudwatch delete-alarms --alarm-names "$name" >/dev/null
             log "removed idle-stop alarm $name"
@@ -713,195 +916,78 @@ ensure_idle_alarm() {
         save_state
         return 0
     fi
-    periods=$(((IDLE_STOP + 4) / 5)) # 5-minute periods (EC2 basic monitoring)
+    periods=$(((IDLE_STOP_MINUTES + 4) / 5)) # 5-minute periods (EC2 basic monitoring)
+    if [[ -n "$existing" && "$watched" == "$INSTANCE_ID" && "$old_periods" == "$periods" ]]; then
+        set_alarm "$name"
+        reused idle-stop-alarm "$name"
+        return 0
+    fi
     awsq cloudwatch put-metric-alarm --alarm-name "$name" \
-        --alarm-description "dl1 stack $NAME: stop $INSTANCE_ID after $IDLE_STOP minutes below 5% CPU" \
+        --alarm-description "dl1 stack $NAME: backstop of the idle agent, stops $INSTANCE_ID after $IDLE_STOP_MINUTES minutes below 2% CPU" \
         --namespace AWS/EC2 --metric-name CPUUtilization --dimensions "Name=InstanceId,Value=$INSTANCE_ID" \
         --statistic Average --period 300 --evaluation-periods "$periods" --datapoints-to-alarm "$periods" \
-        --threshold 5 --comparison-operator LessThanThreshold --treat-missing-data notBreaching \
+        --threshold 2 --comparison-operator LessThanThreshold --treat-missing-data notBreaching \
         --alarm-actions "arn:$PARTITION:automate:$REGION:ec2:stop" \
         --tags "Key=$TAG_KEY,Value=$NAME" "Key=Name,Value=$name" >/dev/null
     set_alarm "$name"
-    if [[ -n "$existing" ]]; then
-        log "updated idle-stop alarm $name: stops $INSTANCE_ID after $((periods * 5)) idle minutes"
+    if [[ -z "$existing" ]]; then
+        created idle-stop-alarm "$ALARM_ARN (backstop: stops $INSTANCE_ID after $((periods * 5)) minutes below 2% CPU)"
+    elif [[ "$watched" != "$INSTANCE_ID" ]]; then
+        log "re-pointed idle-stop alarm $name from ${watched:-nothing} to $INSTANCE_ID"
         save_state
     else
-        created idle-stop-alarm "$ALARM_ARN (stops $INSTANCE_ID after $((periods * 5)) minutes below 5% CPU)"
+        log "updated idle-stop alarm $name: stops $INSTANCE_ID after $((periods * 5)) idle minutes"
+        save_state
     fi
 }
 
 # ---------------------------------------------------------------------------------------------
 # State folder: stack.env (machine-readable), commands.txt (for people), remove.sh (teardown)
 # ---------------------------------------------------------------------------------------------
-shquote() { # shquote VALUE: VALUE in single quotes, safe to paste into a shell script
-    local q="'\\''"
-    printf "'%s'" "${1//\'/$q}"
-}
-
-write_file() { # write_file PATH MODE: stdin to PATH atomically
-    local tmp
-    tmp=$(mktemp "$1.XXXXXX")
-    cat >"$tmp"
-    chmod "$2" "$tmp"
-    mv -f "$tmp" "$1"
-}
-
 save_state() {
     local var
     {
-        printf '# Stack %s, written by setup/aws-setup.sh on %s. Read by aws-alias.sh.\n' "$NAME" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        for var in NAME REGION ACCOUNT VPC_ID IGW_ID SUBNET_ID ROUTE_TABLE_ID ROUTE_TABLE_ASSOC_ID SG_ID KEY_NAME \
-            KEY_PAIR_ID KEY_FILE INSTANCE_ID ALLOC_ID ASSOC_ID PUBLIC_IP ALARM_NAME ALARM_ARN SSH_USER SSH_CIDR AMI_ID \
-            CREATED_KEY_PAIR CREATED_KEY_FILE; do
+        printf '# Stack %s, written by setup/aws-setup.sh on %s. Read by aws-alias.sh and remove.sh.\n' "$NAME" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        for var in "${STATE_VARS[@]}"; do
             printf 'export DL1_%s=%s\n' "$var" "$(shquote "${!var}")"
         done
     } | write_file "$STACK_DIR/stack.env" 600
-    write_remove_script
 }
 
-write_remove_script() {
+# The remove script exists before anything is created: a copy of setup/remove.sh (and the helpers it
+# sources) in the state folder, with stack.name saying which stack it removes. It finds what to
+# delete by the stack's tag, so it also removes what a failed or interrupted run made.
+install_remove_script() {
+    printf '%s\n' "$NAME" | write_file "$STACK_DIR/stack.name" 600
+    write_file "$STACK_DIR/aws-lib.sh" 600 <"$SCRIPT_DIR/aws-lib.sh"
+    write_file "$STACK_DIR/remove.sh" 700 <"$SCRIPT_DIR/remove.sh"
+}
+
+# ~/.ssh/config: 'Host dl1' (another stack: dl1-NAME), for `ssh dl1` and editors' remote modes.
+# Written inside marked lines, replaced on re-runs, removed by remove.sh; a Host entry of the same name
+# that the user wrote is left alone.
+write_ssh_config() {
+    local host file="$HOME/.ssh/config"
+    ((SSH_CONFIG)) || return 0
+    host=dl1
+    [[ "$NAME" == dl1 ]] || host="dl1-$NAME"
+    mkdir -p "$HOME/.ssh"
+    chmod 700 "$HOME/.ssh"
+    ssh_config_remove "$host" || true
+    if [[ -f "$file" ]] && grep -Eiq "^[[:space:]]*Host[[:space:]]+(.*[[:space:]])?$host([[:space:]]|\$)" "$file"; then
+        warn "$file already has a 'Host $host' entry of yours: not adding one (ssh -i $KEY_FILE $SSH_USER@$PUBLIC_IP works)."
+        return 0
+    fi
     {
-        printf '#!/usr/bin/env bash\n'
-        printf '# Removes stack %s (region %s), created by setup/aws-setup.sh, and only what it created:\n' "$NAME" "$REGION"
-        printf '# each recorded id is deleted only if it still carries the tag %s=%s.\n' "$TAG_KEY" "$NAME"
-        printf '# Safe to run again. Regenerated by every run of aws-setup.sh.\n'
-        printf 'set -euo pipefail\n'
-        local var
-        for var in NAME REGION VPC_ID IGW_ID SUBNET_ID ROUTE_TABLE_ID ROUTE_TABLE_ASSOC_ID SG_ID KEY_NAME KEY_FILE \
-            INSTANCE_ID ALLOC_ID ALARM_ARN CREATED_KEY_PAIR CREATED_KEY_FILE TAG_KEY STACK_DIR; do
-            printf '%s=%s\n' "$var" "$(shquote "${!var}")"
-        done
-        cat <<'REMOVE'
-
-export AWS_DEFAULT_REGION="$REGION" AWS_PAGER=""
-unset AWS_REGION
-log() { printf '%s\n' "$*"; }
-die() {
-    printf 'ERROR: %s\n' "$*" >&2
-    exit 1
-}
-command -v aws >/dev/null 2>&1 || die "aws CLI not found on PATH: install it to remove the stack."
-ERR_FILE=$(mktemp)
-trap 'rm -f "$ERR_FILE"' EXIT
-
-q() { # AWS CLI with text output; 'None' becomes empty; a failure stops with the CLI's message
-    local out
-    if ! out=$(aws "$@" --output text 2>"$ERR_FILE"); then
-        die "aws $1 $2 failed: $(grep -v '^[[:space:]]*$' "$ERR_FILE" | tail -n 3)"
-    fi
-    [[ "$out" == None ]] && out=""
-    [[ -z "$out" ]] || printf '%s\n' "$out"
-}
-
-# call COMMAND...: an AWS CLI call whose output is not needed. Returns 1 when AWS says the thing is
-# already gone (a *.NotFound or *.NotAttached error), so a second run is harmless. It is retried while a
-# resource is still in use (AWS needs a moment after an instance terminates).
-call() {
-    local i
-    for i in $(seq 1 30); do
-        if aws "$@" --output text >/dev/null 2>"$ERR_FILE"; then return 0; fi
-        grep -Eq '[.]NotFound|NotAttached' "$ERR_FILE" && return 1
-        grep -q DependencyViolation "$ERR_FILE" || die "aws $1 $2 failed: $(grep -v '^[[:space:]]*$' "$ERR_FILE" | tail -n 3)"
-        log "  (still in use, retrying in 10 s: $i/30)"
-        sleep 10
-    done
-    die "aws $1 $2 still failing: $(tail -n 3 "$ERR_FILE")"
-}
-
-# Everything in EC2 that still carries our tag, in one call; a recorded id is only deleted if it is here.
-TAGGED=$(q ec2 describe-tags --filters "Name=key,Values=$TAG_KEY" "Name=value,Values=$NAME" --query 'Tags[].ResourceId' | tr '\t' '\n')
-ours() { [[ -n "$1" ]] && printf '%s\n' "$TAGGED" | grep -qxF -- "$1"; }
-
-removed=0
-gone() {
-    removed=$((removed + 1))
-    log "removed $*"
-}
-
-if [[ -n "$ALARM_ARN" ]] && # the idle-stop alarm, if it still exists (CloudWatch keeps its own tags)
-    [[ -n "$(q cloudwatch describe-alarms --alarm-names "${ALARM_ARN##*:alarm:}" --query 'MetricAlarms[].AlarmName')" ]]; then
-    tag=$(aws cloudwatch list-tags-for-resource --resource-arn "$ALARM_ARN" --output text \
-        --query "Tags[?Key=='$TAG_KEY'].Value | [0]" 2>/dev/null || true)
-    if [[ "$tag" == "$NAME" ]] && call cloudwatch delete-alarms --alarm-names "${ALARM_ARN##*:alarm:}"; then
-        gone "idle-stop alarm ${ALARM_ARN##*:alarm:}"
-    fi
-fi
-
-if ours "$ALLOC_ID" && assoc=$(aws ec2 describe-addresses --allocation-ids "$ALLOC_ID" --output text \
-    --query "Addresses[0].AssociationId || '-'" 2>/dev/null); then
-    [[ "$assoc" == "-" ]] || call ec2 disassociate-address --association-id "$assoc" || true
-    if call ec2 release-address --allocation-id "$ALLOC_ID"; then
-        gone "elastic IP $ALLOC_ID"
-    fi
-fi
-
-if ours "$INSTANCE_ID"; then
-    info=$(aws ec2 describe-instances --instance-ids "$INSTANCE_ID" --output text \
-        --query "Reservations[0].Instances[0].[State.Name, SpotInstanceRequestId || '-']" 2>/dev/null) || info=""
-    if [[ -n "$info" && "${info%%$'\t'*}" != terminated ]]; then
-        spot=${info##*$'\t'}
-        if [[ "$spot" != "-" ]]; then # a persistent spot request would start a new instance
-            if call ec2 cancel-spot-instance-requests --spot-instance-request-ids "$spot"; then
-                log "cancelled spot request $spot"
-            fi
-        fi
-        call ec2 terminate-instances --instance-ids "$INSTANCE_ID" || true
-        log "terminating $INSTANCE_ID (its disk goes with it); waiting..."
-        call ec2 wait instance-terminated --instance-ids "$INSTANCE_ID" || true
-        gone "instance $INSTANCE_ID"
-    fi
-fi
-
-if ours "$SG_ID" && call ec2 delete-security-group --group-id "$SG_ID"; then
-    gone "security group $SG_ID"
-fi
-
-if ours "$ROUTE_TABLE_ID"; then
-    if [[ -n "$ROUTE_TABLE_ASSOC_ID" ]]; then
-        call ec2 disassociate-route-table --association-id "$ROUTE_TABLE_ASSOC_ID" || true
-    fi
-    if call ec2 delete-route-table --route-table-id "$ROUTE_TABLE_ID"; then
-        gone "route table $ROUTE_TABLE_ID"
-    fi
-fi
-
-if ours "$IGW_ID"; then
-    call ec2 detach-internet-gateway --internet-gateway-id "$IGW_ID" --vpc-id "$VPC_ID" || true
-    if call ec2 delete-internet-gateway --internet-gateway-id "$IGW_ID"; then
-        gone "internet gateway $IGW_ID"
-    fi
-fi
-
-if ours "$SUBNET_ID" && call ec2 delete-subnet --subnet-id "$SUBNET_ID"; then
-    gone "subnet $SUBNET_ID"
-fi
-
-if ours "$VPC_ID" && call ec2 delete-vpc --vpc-id "$VPC_ID"; then
-    gone "VPC $VPC_ID"
-fi
-
-if [[ "$CREATED_KEY_PAIR" == 1 ]] && printf '%s\n' "$TAGGED" | grep -q '^key-' &&
-    [[ -n "$(q ec2 describe-key-pairs --filters "Name=key-name,Values=$KEY_NAME" "Name=tag:$TAG_KEY,Values=$NAME" --query 'KeyPairs[].KeyName')" ]]; then
-    call ec2 delete-key-pair --key-name "$KEY_NAME" || true
-    gone "key pair $KEY_NAME (this stack created it)"
-fi
-if [[ -f "$KEY_FILE" ]]; then
-    if [[ "$CREATED_KEY_FILE" == 1 ]]; then
-        rm -f "$KEY_FILE"
-        gone "private key $KEY_FILE (this stack created it)"
-    else
-        log "kept $KEY_FILE: this stack did not create it"
-    fi
-fi
-
-rm -f "$STACK_DIR/stack.env" "$STACK_DIR/commands.txt" "$STACK_DIR/known_hosts"
-if ((removed == 0)); then
-    log "Nothing left to remove for stack $NAME in $REGION."
-else
-    log "Stack $NAME removed from $REGION ($removed resource(s)). This script stays in $STACK_DIR; running it again is harmless."
-fi
-REMOVE
-    } | write_file "$STACK_DIR/remove.sh" 700
+        [[ ! -f "$file" ]] || cat "$file"
+        printf '# >>> dl1 %s (written by setup/aws-setup.sh) >>>\n' "$host"
+        printf 'Host %s\n' "$host"
+        printf '    HostName %s\n    User %s\n    IdentityFile "%s"\n    IdentitiesOnly yes\n' "$PUBLIC_IP" "$SSH_USER" "$KEY_FILE"
+        printf '    UserKnownHostsFile "%s"\n    StrictHostKeyChecking accept-new\n    ServerAliveInterval 60\n' "$STACK_DIR/known_hosts"
+        printf '# <<< dl1 %s <<<\n' "$host"
+    } | write_file "$file" 600
+    SSH_HOST=$host
+    log "$file: 'ssh $host' logs in (also for editors' remote SSH)"
 }
 
 write_commands() {
@@ -915,8 +1001,13 @@ write_commands() {
 # Log in:
 $ssh_cmd
 
-# Jupyter, through an SSH tunnel (start 'jupyter lab' on the box first), then open http://localhost:8888/
+$([[ -z "$SSH_HOST" ]] || printf '# or, with the entry in ~/.ssh/config (also for editors'"'"' remote SSH):\nssh %s\n' "$SSH_HOST")
+# Jupyter, through an SSH tunnel (install-gpu.sh runs it as a service on the box), then open http://localhost:8888/
 ssh -i $(printf '%q' "$KEY_FILE") -N -L 8888:localhost:8888 $SSH_USER@$PUBLIC_IP
+
+# The box stops itself after ${IDLE_STOP_MINUTES} idle minutes (0: never); change it with: $PROG --idle-stop MINUTES
+# Your address changed (SSH times out)? Move the SSH rule without starting anything:
+bash $(printf '%q' "$SCRIPT_DIR/aws-setup.sh")$([[ "$NAME" == dl1 ]] || printf ' --name %s' "$NAME") --update-ssh-only
 
 # Stop when you are done (disk and Elastic IP still cost a little while stopped), start again later:
 aws ec2 stop-instances --region $REGION --instance-ids $INSTANCE_ID --output text --query 'StoppingInstances[0].CurrentState.Name'
@@ -924,7 +1015,7 @@ aws ec2 start-instances --region $REGION --instance-ids $INSTANCE_ID --output te
 aws ec2 reboot-instances --region $REGION --instance-ids $INSTANCE_ID --output text
 aws ec2 describe-instances --region $REGION --instance-ids $INSTANCE_ID --output text --query 'Reservations[0].Instances[0].State.Name'
 
-# Remove everything this stack created:
+# Remove everything this stack created (asks first; --yes does not):
 bash $(printf '%q' "$STACK_DIR/remove.sh")
 
 # The ids, with their 2017 variable names (aws-get and aws-ip in aws-alias.sh export instanceId and instanceIp):
@@ -951,12 +1042,31 @@ PHASE="checks"
 
 on_exit() {
     local rc=$?
-    [[ -n "$TMP_DIR" ]] && rm -rf "$TMP_DIR"
-    if ((rc != 0)) && [[ "$PHASE" == create ]]; then
-        printf '%s\n' "Setup stopped before it finished. What it created so far is recorded in $STACK_DIR:" \
-            "run $PROG again to continue (it reuses everything), or bash $STACK_DIR/remove.sh to delete it." >&2
+    if ((rc != 0)) && [[ "$PHASE" == create && ! -e "${DIED:-/nonexistent}" ]]; then # (die already said it, on its line)
+        printf '%s\n' "Setup stopped before it finished: run $PROG again to continue (it reuses what exists), or bash $STACK_DIR/remove.sh to delete what it made." >&2
     fi
+    [[ -z "$TMP_DIR" ]] || rm -rf "$TMP_DIR"
     exit "$rc"
+}
+DIED=""
+
+# --update-ssh-only: the SSH rule moves to the caller's address; nothing is created, started or stopped.
+update_ssh_only() {
+    local info
+    load_tagged
+    info=$(find_tagged describe-security-groups security-group sg- \
+        "SecurityGroups[].[GroupId, join(' ', IpPermissions[?FromPort==\`22\`].IpRanges[].CidrIp) || '-']")
+    SG_ID=$(field 1 "$info")
+    [[ -n "$SG_ID" ]] || die "stack $NAME has no security group in $REGION: create the stack first ($PROG$([[ "$NAME" == dl1 ]] || printf ' --name %s' "$NAME"))."
+    if [[ "$(field 2 "$info")" == "$SSH_CIDR" ]]; then
+        log "security group $SG_ID already allows SSH from $SSH_CIDR only: nothing to change."
+    else
+        update_ssh_rule "$(field 2 "$info")"
+    fi
+    if [[ -f "$STACK_DIR/stack.env" ]]; then
+        save_state
+    fi
+    log "Nothing else was changed (no instance was started)."
 }
 
 main() {
@@ -964,22 +1074,35 @@ main() {
     check_cli
     TMP_DIR=$(mktemp -d)
     ERR_FILE="$TMP_DIR/aws-error"
+    DIED="$TMP_DIR/died"
     trap on_exit EXIT
+    trap 'exit 130' INT TERM HUP
 
     resolve_region
     check_region_and_credentials
     log "Stack $NAME in $REGION"
     resolve_ssh_cidr
     load_state
+    if ((UPDATE_SSH_ONLY)); then
+        update_ssh_only
+        return 0
+    fi
     check_key
     check_instance_type
     find_ami
     check_disk
     load_tagged
+    check_quota
+    resolve_idle_stop
     mkdir -p "$STACK_DIR"
     chmod 700 "$STATE_ROOT" "$STACK_DIR"
 
+    # From here on, a failure leaves a half-made stack: say how to go on or clean up, on the error's line
+    # shellcheck disable=SC2034 # read by die (aws-lib.sh)
+    DIE_HINT="(Run $PROG again to continue, or bash $STACK_DIR/remove.sh to delete what it made.)"
     PHASE="create"
+    install_remove_script
+    save_state
     ensure_vpc
     ensure_internet_gateway
     ensure_subnet
@@ -987,8 +1110,10 @@ main() {
     ensure_security_group
     ensure_key_pair
     ensure_instance
+    ensure_idle_tag
     ensure_address
     ensure_idle_alarm
+    write_ssh_config
     save_state
     write_commands
     PHASE="done"
@@ -1000,12 +1125,16 @@ main() {
         log "Created $CREATED new resources."
     fi
     log "Stack $NAME is ready in $REGION (account $ACCOUNT): instance $INSTANCE_ID ($INSTANCE_STATE) at $PUBLIC_IP, SSH from $SSH_CIDR only."
-    log "  log in:       ssh -i $KEY_FILE $SSH_USER@$PUBLIC_IP"
-    log "  on the box:   git clone <this repository>; bash setup/install-gpu.sh"
-    log "  shortcuts:    source setup/aws-alias.sh   (aws-ssh, aws-nb, aws-stop, aws-start, aws-state, aws-ip)"
+    log "  log in:       ${SSH_HOST:+ssh $SSH_HOST   or   }ssh -i $KEY_FILE $SSH_USER@$PUBLIC_IP"
+    log "  on the box:   git clone <this repository>; bash setup/install-gpu.sh   (Jupyter then runs as a service)"
+    log "  shortcuts:    source setup/aws-alias.sh   (aws-ssh, aws-nb, aws-stop, aws-start, aws-state, aws-ip, aws-allow-me)"
     log "  commands:     $STACK_DIR/commands.txt"
     log "  remove all:   bash $STACK_DIR/remove.sh"
-    log "It costs money while it runs: stop it with aws-stop when you are done${ALARM_NAME:+ (the idle alarm $ALARM_NAME stops it when it sits idle)}."
+    if ((IDLE_STOP_MINUTES > 0)); then
+        log "It costs money while it runs: it stops itself after $IDLE_STOP_MINUTES idle minutes (no busy kernel, no SSH session, idle GPU); aws-stop stops it now."
+    else
+        log "It costs money while it runs, and idle stop is off: stop it with aws-stop when you are done."
+    fi
 }
 
 main "$@"

@@ -2,7 +2,9 @@
 # Prepare the GPU box (the AWS Deep Learning AMI, Ubuntu) for the course, from a clone of this
 # repository: check the NVIDIA driver, create the project's virtual environment with a CUDA build
 # of PyTorch (the Keras backend), install requirements.txt, write ~/.keras/keras.json and configure
-# Jupyter to listen on localhost only, with a token or password. Safe to run again.
+# Jupyter to listen on localhost only, with a token or password, and run it as the systemd service
+# dl1-jupyter (started on boot, still on localhost only). Warns when the machine has too little memory for
+# a lesson. Safe to run again.
 # `--dry-run` prints every step and changes nothing. `--help` lists the options.
 set -euo pipefail
 
@@ -17,6 +19,11 @@ PASSWORD=0
 TORCH_INDEX=""
 VENV="$REPO/.venv"
 JUPYTER_PORT=8888
+SERVICE=1
+SERVICE_NAME=dl1-jupyter
+MEMINFO=${DL1_MEMINFO:-/proc/meminfo}
+SYSTEMD_DIR=${DL1_SYSTEMD_DIR:-/etc/systemd/system}
+LESSON2_GIB=30 # lesson 2 holds about 14 GB of images in memory, plus the model and the notebook
 CPU_TORCH_INDEX="https://download.pytorch.org/whl/cpu"
 
 usage() {
@@ -35,6 +42,7 @@ Options:
   --password          protect Jupyter with a password read from stdin (first line) instead of a
                       generated token
   --config-only       only write the Keras and Jupyter configuration (no venv, no installs)
+  --no-service        do not install Jupyter as the systemd service $SERVICE_NAME (start it yourself)
   -h, --help          show this help
 
 Jupyter is bound to 127.0.0.1:$JUPYTER_PORT: from your computer, reach it through SSH
@@ -71,6 +79,7 @@ parse_args() {
         --cpu) CPU=1; shift ;;
         --config-only) CONFIG_ONLY=1; shift ;;
         --password) PASSWORD=1; shift ;;
+        --no-service) SERVICE=0; shift ;;
         --torch-index)
             [[ $# -ge 2 && -n "$2" ]] || die "--torch-index needs a URL"
             TORCH_INDEX=$2; shift 2 ;;
@@ -90,8 +99,22 @@ parse_args() {
     fi
 }
 
+# Lesson 2 keeps its images in memory (about 14 GB at the course's sizes): warn before it runs out.
+check_memory() {
+    local kib gib
+    kib=$(awk '$1 == "MemTotal:" {print $2}' "$MEMINFO" 2>/dev/null || true)
+    [[ "$kib" =~ ^[0-9]+$ ]] || return 0
+    gib=$(((kib + 524288) / 1048576))
+    if ((gib < LESSON2_GIB)); then
+        warn "this machine has $gib GiB of memory: lesson 1, lesson 3 and the MNIST notebooks fit, but lesson 2 holds about 14 GB of images in memory at the course's sizes and will run out. Use a 32 GiB machine (setup/aws-setup.sh --instance-type g4dn.2xlarge, the default) or smaller sizes in lesson 2."
+    else
+        log "Memory: $gib GiB (enough for every lesson)"
+    fi
+}
+
 check_driver() {
-    step "Check the NVIDIA driver (nvidia-smi)"
+    step "Check the NVIDIA driver (nvidia-smi) and the memory"
+    check_memory
     if ((CPU)); then
         log "--cpu: skipping the driver check"
         return 0
@@ -303,8 +326,57 @@ PY
 }
 
 register_kernel() {
-    step "Register the virtual environment as the Jupyter kernel 'Python (dl1)'"
+    step "Register the virtual environment as the Jupyter kernel 'Python (dl1)'$( ((SERVICE)) && printf ' and run Jupyter as the service %s' "$SERVICE_NAME")"
     run "$VENV/bin/python" -m ipykernel install --user --name dl1 --display-name "Python (dl1)"
+    if ((SERVICE)); then
+        install_service
+    fi
+}
+
+service_unit() {
+    cat <<UNIT
+[Unit]
+Description=Jupyter for the dl1 course (127.0.0.1:$JUPYTER_PORT only: reach it through SSH, aws-nb)
+After=network.target
+
+[Service]
+User=$(id -un)
+WorkingDirectory="$REPO/nbs"
+Environment=KERAS_BACKEND=torch
+ExecStart="$VENV/bin/jupyter" lab --ip=127.0.0.1 --port=$JUPYTER_PORT --no-browser "--notebook-dir=$REPO/nbs"
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
+# Jupyter as a systemd service, started on boot and bound to localhost, so it is there after every start
+install_service() {
+    local unit="$SYSTEMD_DIR/$SERVICE_NAME.service" sudo=() tmp
+    if ((DRY_RUN)); then
+        log "[dry-run] would write $unit (jupyter lab --ip=127.0.0.1 --port=$JUPYTER_PORT, as $(id -un)) and run systemctl enable --now $SERVICE_NAME"
+        return 0
+    fi
+    if [[ -n "${DL1_SYSTEMD_DIR:-}" ]]; then # tests: write the unit only
+        service_unit >"$unit"
+        log "wrote $unit"
+        return 0
+    fi
+    if ! command -v systemctl >/dev/null 2>&1; then
+        warn "no systemd here: start Jupyter yourself: tmux new -s nb '$VENV/bin/jupyter lab --notebook-dir $REPO/nbs'"
+        return 0
+    fi
+    ((EUID == 0)) || sudo=(sudo)
+    tmp=$(mktemp)
+    service_unit >"$tmp"
+    run "${sudo[@]}" install -m 644 "$tmp" "$unit"
+    rm -f "$tmp"
+    run "${sudo[@]}" systemctl daemon-reload
+    run "${sudo[@]}" systemctl enable "$SERVICE_NAME"
+    run "${sudo[@]}" systemctl restart "$SERVICE_NAME"
+    log "Jupyter runs as the service $SERVICE_NAME on 127.0.0.1:$JUPYTER_PORT (systemctl status $SERVICE_NAME; journalctl -u $SERVICE_NAME)"
 }
 
 main() {
@@ -324,8 +396,12 @@ main() {
     ((CONFIG_ONLY)) || register_kernel
 
     step "Done$( ((DRY_RUN)) && printf ' (dry run: nothing was changed)')"
-    log "Start Jupyter on the box (in tmux, so it survives logging out):"
-    log "    tmux new -s nb '$VENV/bin/jupyter lab --notebook-dir $REPO/nbs'"
+    if ((SERVICE && !CONFIG_ONLY)); then
+        log "Jupyter runs on the box as the service $SERVICE_NAME (started on boot, 127.0.0.1:$JUPYTER_PORT only)."
+    else
+        log "Start Jupyter on the box (in tmux, so it survives logging out):"
+        log "    tmux new -s nb '$VENV/bin/jupyter lab --notebook-dir $REPO/nbs'"
+    fi
     log "Then on your computer: source setup/aws-alias.sh; aws-nb   (opens http://localhost:$JUPYTER_PORT/ through SSH)"
 }
 

@@ -164,6 +164,8 @@ def make_env(moto_url: str, home: Path, **overrides: str | None) -> dict[str, st
         AWS_EC2_METADATA_DISABLED="true",  # no credential lookups on 169.254.169.254
         # awscli v1 does not know yaml: every call the scripts make must pass --output itself (2017 PR #1)
         AWS_DEFAULT_OUTPUT="yaml",
+        # the shortcuts' address check must not reach the internet: a closed local port fails at once
+        DL1_CHECKIP_URL=f"http://127.0.0.1:{_free_port()}/",
     )
     for key, value in overrides.items():
         if value is None:
@@ -362,11 +364,220 @@ def test_existing_key_pair_without_its_file_stops(moto_url, aws, tmp_path):
     finally:
         aws.ec2.delete_key_pair(KeyName="lost-key")
 
+# ------------------------------------------------------------------------------------------------
+# Injected failures: an `aws` wrapper first on PATH makes one kind of call fail (optionally after the
+# real call went through, as when a reply is lost) or answers Service Quotas and SSM itself. After each
+# failure the user gets one line, and the stack's remove.sh leaves nothing tagged with the stack.
+# ------------------------------------------------------------------------------------------------
+FAKE_AWS = r"""#!/usr/bin/env bash
+set -euo pipefail
+real=__REAL__
+if [[ -n "${FAKE_QUOTA:-}" && "$1 $2" == "service-quotas get-service-quota" ]]; then
+    echo "$FAKE_QUOTA"; exit 0
+fi
+if [[ -n "${FAKE_SSM:-}" && "$1 $2" == "ssm get-parameters" ]]; then
+    echo "$FAKE_SSM"; exit 0
+fi
+if [[ -n "${FAKE_FAIL:-}" && "$1 $2" == "$FAKE_FAIL" ]]; then
+    n=0
+    [[ ! -f "$FAKE_COUNT" ]] || n=$(cat "$FAKE_COUNT")
+    echo $((n + 1)) >"$FAKE_COUNT"
+    if ((n < ${FAKE_TIMES:-1000})); then
+        if [[ "${FAKE_AFTER:-0}" == 1 ]]; then "$real" "$@" >/dev/null 2>&1 || true; fi
+        if [[ -n "${FAKE_HANG:-}" ]]; then : >"$FAKE_HANG"; sleep 60; fi
+        printf '\nAn error occurred (%s) when calling the %s operation: injected by the test\n' "${FAKE_CODE:-InternalError}" "$2" >&2
+        exit 255
+    fi
+fi
+exec "$real" "$@"
+"""
+
+
+@pytest.fixture(scope="module")
+def fake_bin(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("fake-aws")
+    (path / "aws").write_text(FAKE_AWS.replace("__REAL__", str(_venv_tool("aws"))))
+    (path / "aws").chmod(0o755)
+    return path
+
+
+def faulty_env(moto_url, fake_bin, home: Path, **fake: str) -> dict[str, str]:
+    env = make_env(moto_url, home, **{"FAKE_COUNT": str(home / "fake-count"), "FAKE_QUOTA": "64", **fake})
+    env["PATH"] = f"{fake_bin}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def moto_ami(aws: Aws) -> str:
+    images = aws.ec2.describe_images(Owners=["amazon"])["Images"]
+    return sorted(i["ImageId"] for i in images if i.get("Architecture", "x86_64") == "x86_64")[0]
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def assert_removed(aws: Aws, env: dict[str, str], name: str) -> None:
+    remove = Path(env["DL1_AWS_STATE_DIR"]) / name / "remove.sh"
+    assert remove.exists(), "remove.sh must exist before anything is created"
+    result = run([shutil.which("bash") or "bash", str(remove), "--yes"], env)
+    assert result.returncode == 0, result.output
+    assert not any(aws.tagged(name).values()), aws.tagged(name)
+    f = [{"Name": "tag:dl1:stack", "Values": [name]}]
+    assert not [v for v in aws.ec2.describe_volumes(Filters=f)["Volumes"]]
+    assert not [
+        r
+        for r in aws.ec2.describe_spot_instance_requests(Filters=f)["SpotInstanceRequests"]
+        if r["State"] not in ("cancelled", "closed")
+    ]
+    assert not aws.cloudwatch.describe_alarms(AlarmNames=[f"{name}-idle-stop"])["MetricAlarms"]
+
+
+CREATE_STEPS = [
+    "create-vpc",
+    "create-internet-gateway",
+    "create-subnet",
+    "create-route-table",
+    "create-security-group",
+    "create-key-pair",
+    "run-instances",
+    "allocate-address",
+    "put-metric-alarm",
+]
+
+
+@pytest.mark.parametrize("step", CREATE_STEPS)
+def test_failure_at_each_create_step_then_remove_leaves_nothing(moto_url, aws, fake_bin, tmp_path, step):
+    """The create call goes through in AWS but its reply is lost (the worst case: nothing recorded the id)."""
+    service = "cloudwatch" if step == "put-metric-alarm" else "ec2"
+    name = f"f-{step}"[:32]
+    env = faulty_env(moto_url, fake_bin, tmp_path / "home", FAKE_FAIL=f"{service} {step}", FAKE_AFTER="1")
+    result = setup_script(env, "--name", name, "--ssh-cidr", SSH_CIDR, "--ami", moto_ami(aws), "--no-ssh-config")
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), "\n".join(lines)
+    assert f"aws {service} {step} failed" in lines[0] and "remove.sh" in lines[0]
+    assert_removed(aws, env, name)
+
+
+@pytest.mark.parametrize(
+    "code, args, expected",
+    [
+        ("VcpuLimitExceeded", [], ["Running On-Demand G and VT instances", "L-DB2E81BA", "request-service-quota-increase"]),
+        ("MaxSpotInstanceCountExceeded", ["--spot"], ["All G and VT Spot Instance Requests", "L-3819A6DF", "without --spot"]),
+        ("InsufficientInstanceCapacity", ["--az", "eu-west-1b"], ["no g4dn.2xlarge capacity in eu-west-1b", "leave --az out"]),
+    ],
+)
+def test_quota_and_capacity_errors_in_one_line(moto_url, aws, fake_bin, tmp_path, code, args, expected):
+    name = f"q-{code.lower()}"[:32]
+    env = faulty_env(moto_url, fake_bin, tmp_path / "home", FAKE_FAIL="ec2 run-instances", FAKE_CODE=code)
+    result = setup_script(
+        env, "--name", name, "--ssh-cidr", SSH_CIDR, "--ami", moto_ami(aws), "--no-ssh-config", *args
+    )
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), "\n".join(lines)
+    assert "An error occurred" not in lines[0]  # explained, not the raw CLI error
+    for text in expected:
+        assert text in lines[0]
+    assert_removed(aws, env, name)
+
+
+@pytest.mark.parametrize("spot, code", [(False, "L-DB2E81BA"), (True, "L-3819A6DF")])
+def test_gpu_quota_checked_before_anything_is_created(moto_url, aws, fake_bin, tmp_path, spot, code):
+    env = faulty_env(moto_url, fake_bin, tmp_path / "home", FAKE_QUOTA="0.0")
+    before = aws.snapshot()
+    result = setup_script(env, "--ssh-cidr", SSH_CIDR, *(["--spot"] if spot else []))
+    assert result.returncode != 0
+    lines = error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("ERROR: your quota"), lines
+    assert code in lines[0] and "is 0 vCPUs" in lines[0] and "needs 8" in lines[0]
+    assert_nothing_created(aws, before, env)
+
+
+def test_unknown_az(moto_url, aws, tmp_path):
+    env = make_env(moto_url, tmp_path / "home")
+    before = aws.snapshot()
+    result = setup_script(env, "--ssh-cidr", SSH_CIDR, "--az", "eu-west-1z")
+    assert result.returncode != 0
+    assert "availability zone eu-west-1z does not offer g4dn.2xlarge" in result.output
+    assert "eu-west-1a" in result.output
+    assert_nothing_created(aws, before, env)
+
+
+def test_capacity_failover_to_the_next_zone_with_the_ssm_ami(moto_url, aws, fake_bin, tmp_path):
+    """No capacity in the first zone: the subnet moves to the next zone and the launch succeeds there. The
+    AMI comes from the Deep Learning AMI's SSM parameter (answered by the wrapper: the emulator has none)."""
+    ami = moto_ami(aws)
+    env = faulty_env(
+        moto_url,
+        fake_bin,
+        tmp_path / "home",
+        FAKE_FAIL="ec2 run-instances",
+        FAKE_CODE="InsufficientInstanceCapacity",
+        FAKE_TIMES="1",
+        FAKE_SSM=ami,
+    )
+    result = setup_script(env, "--name", "failover", "--ssh-cidr", SSH_CIDR, "--no-ssh-config")
+    assert result.returncode == 0, result.output
+    assert "AWS Deep Learning AMI, from its SSM public parameter" in result.output
+    assert "no g4dn.2xlarge capacity in eu-west-1a" in result.output
+    ours = aws.tagged("failover")
+    assert len(ours["subnets"]) == 1 and len(ours["instances"]) == 1
+    subnet = aws.ec2.describe_subnets(SubnetIds=ours["subnets"])["Subnets"][0]
+    instance = aws.instance(ours["instances"][0])
+    assert subnet["AvailabilityZone"] == "eu-west-1b"
+    assert instance["Placement"]["AvailabilityZone"] == "eu-west-1b"
+    assert instance["ImageId"] == ami
+    assert_removed(aws, env, "failover")
+
+
+def test_interrupted_setup_then_remove_leaves_nothing(moto_url, aws, fake_bin, tmp_path):
+    """Killed (Ctrl-C) right after the instance was launched, before its id was recorded."""
+    hang = tmp_path / "hang"
+    env = faulty_env(
+        moto_url, fake_bin, tmp_path / "home", FAKE_FAIL="ec2 run-instances", FAKE_AFTER="1", FAKE_HANG=str(hang)
+    )
+    args = [shutil.which("bash") or "bash", str(SETUP / "aws-setup.sh"), "--name", "killed", "--ssh-cidr", SSH_CIDR]
+    proc = subprocess.Popen(
+        [*args, "--ami", moto_ami(aws), "--no-ssh-config"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not hang.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        os.killpg(proc.pid, 2)  # SIGINT, as Ctrl-C does
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+    assert proc.returncode != 0
+    assert "remove.sh" in err
+    assert aws.tagged("killed")["instances"]  # launched, never recorded
+    assert_removed(aws, env, "killed")
+
+
 
 def test_help(moto_url, tmp_path):
     result = setup_script(make_env(moto_url, tmp_path / "home"), "--help")
     assert result.returncode == 0
-    for option in ("--instance-type", "--disk", "--spot", "--name", "--ssh-cidr", "--idle-stop", "--ami"):
+    for option in (
+        "--instance-type",
+        "--disk",
+        "--spot",
+        "--name",
+        "--ssh-cidr",
+        "--idle-stop",
+        "--ami",
+        "--az",
+        "--update-ssh-only",
+    ):
         assert option in result.stdout
 
 
@@ -438,16 +649,30 @@ def test_setup_creates_the_stack(stack, aws):
     assert key_file.read_text().startswith("-----BEGIN")
 
     instance = aws.instance(ids["INSTANCE_ID"])
-    assert instance["InstanceType"] == "g4dn.xlarge"
+    assert instance["InstanceType"] == "g4dn.2xlarge"  # 32 GiB: lesson 2 fits
     assert instance["State"]["Name"] == "running"
     assert instance["KeyName"] == "dl1-key"
     assert instance["SubnetId"] == subnet["SubnetId"]
     assert [g["GroupId"] for g in instance["SecurityGroups"]] == [group["GroupId"]]
-    assert tags(instance) == {"Name": "dl1-instance", "dl1:stack": "dl1"}
+    assert tags(instance) == {"Name": "dl1-instance", "dl1:stack": "dl1", "dl1:idle-stop": "30"}
+    # IMDSv2 only, and tags in the metadata (the idle agent reads dl1:idle-stop there)
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert instance["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
+    # the user data installs the idle agent at first boot
+    import base64
+
+    user_data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    script = base64.b64decode(user_data["UserData"]["Value"]).decode()
+    assert script.startswith("#!/bin/bash\n") and script.rstrip().endswith("box-init.sh 30")
+    embedded = script.split("echo '")[1].split("'")[0]
+    assert base64.b64decode(embedded) == (SETUP / "idle-agent.py").read_bytes()
     assert instance["ImageId"] == ids["AMI_ID"] and ids["AMI_ID"] in out
     root = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
     volume = ec2.describe_volumes(VolumeIds=[root])["Volumes"][0]
     assert (volume["Size"], volume["VolumeType"]) == (120, "gp3")
+    assert volume["Encrypted"] is True
+    assert instance["BlockDeviceMappings"][0]["Ebs"]["DeleteOnTermination"] is True
+    assert tags(volume)["dl1:stack"] == "dl1"
 
     address = ec2.describe_addresses(AllocationIds=[ids["ALLOC_ID"]])["Addresses"][0]
     assert address["InstanceId"] == instance["InstanceId"]
@@ -460,6 +685,13 @@ def test_setup_creates_the_stack(stack, aws):
     assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": instance["InstanceId"]}]
     assert alarm["Period"] * alarm["EvaluationPeriods"] == 30 * 60
     assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] <= 5
+
+    # 'ssh dl1' (and editors' remote SSH) through a marked entry in ~/.ssh/config
+    config = (Path(stack.env["HOME"]) / ".ssh" / "config").read_text()
+    assert "Host dl1\n" in config
+    assert f"HostName {ids['PUBLIC_IP']}" in config and f'IdentityFile "{ids["KEY_FILE"]}"' in config
+    assert stat.S_IMODE((Path(stack.env["HOME"]) / ".ssh" / "config").stat().st_mode) == 0o600
 
     # exactly those nine, and nothing else changed
     after = aws.snapshot()
@@ -486,7 +718,9 @@ def test_state_folder(stack):
     assert f"export instanceId={stack.ids['INSTANCE_ID']}" in commands
     remove = stack.dir / "remove.sh"
     assert os.access(remove, os.X_OK)
-    assert remove.read_text().startswith("#!/usr/bin/env bash\n")
+    assert remove.read_text() == (SETUP / "remove.sh").read_text()  # the static script, copied
+    assert (stack.dir / "aws-lib.sh").read_text() == (SETUP / "aws-lib.sh").read_text()
+    assert (stack.dir / "stack.name").read_text() == "dl1\n"
     shellcheck = _venv_tool("shellcheck")
     result = run([str(shellcheck), str(remove)], stack.env)
     assert result.returncode == 0, result.output
@@ -614,7 +848,7 @@ def test_second_stack_coexists(stack, aws, moto_url, tmp_path):
         server.shutdown()
         server.server_close()
     assert result.returncode == 0, result.output
-    assert "Created 8 new resources" in result.output  # no idle alarm asked for
+    assert "Created 9 new resources" in result.output  # idle stop is on by default: the alarm too
     assert "t3.micro has no GPU" in result.output
     assert "198.51.100.23/32" in result.output
     assert aws.tagged("dl1") == dl1_before
@@ -633,6 +867,79 @@ def test_second_stack_coexists(stack, aws, moto_url, tmp_path):
     assert result.stdout.strip() == instance["InstanceId"]
 
 
+def test_update_ssh_only_moves_the_rule_and_starts_nothing(stack, aws):
+    instance_id = stack.ids["INSTANCE_ID"]
+    aws.ec2.stop_instances(InstanceIds=[instance_id])
+    before = aws.snapshot()
+    result = setup_script(stack.env, "--update-ssh-only", "--ssh-cidr", "192.0.2.44")
+    assert result.returncode == 0, result.output
+    assert "\ncreated " not in result.output and "started i-" not in result.output
+    assert "no instance was started" in result.output
+    assert aws.instance(instance_id)["State"]["Name"] == "stopped"
+    assert aws.snapshot() == before
+    group = aws.ec2.describe_security_groups(GroupIds=[stack.ids["SG_ID"]])["SecurityGroups"][0]
+    assert [r["CidrIp"] for p in group["IpPermissions"] for r in p["IpRanges"]] == ["192.0.2.44/32"]
+    assert "export DL1_SSH_CIDR='192.0.2.44/32'" in (stack.dir / "stack.env").read_text()
+    aws.ec2.start_instances(InstanceIds=[instance_id])
+
+
+def test_aliases_allow_me_and_address_check(stack, aws, tmp_path):
+    """aws-ssh says when the caller's address is not the allowed one; aws-allow-me moves the rule there."""
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+
+    class CheckIp(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"198.51.100.77\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), CheckIp)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    (fake / "ssh").write_text('#!/bin/sh\necho "ssh $*" >> "$FAKE_LOG"\n')
+    (fake / "ssh").chmod(0o755)
+    try:
+        env = dict(
+            stack.env,
+            DL1_CHECKIP_URL=f"http://127.0.0.1:{server.server_port}/",
+            PATH=f"{fake}{os.pathsep}{stack.env['PATH']}",
+            FAKE_LOG=str(tmp_path / "ssh.log"),
+        )
+        result = aliases(env, "aws-ssh true")
+        assert "198.51.100.77 is not allowed to SSH" in result.output and "aws-allow-me" in result.output
+        result = aliases(env, "aws-allow-me && aws-ssh true")
+        assert result.returncode == 0, result.output
+        assert "not allowed" not in result.output
+    finally:
+        server.shutdown()
+        server.server_close()
+    group = aws.ec2.describe_security_groups(GroupIds=[stack.ids["SG_ID"]])["SecurityGroups"][0]
+    assert [r["CidrIp"] for p in group["IpPermissions"] for r in p["IpRanges"]] == ["198.51.100.77/32"]
+    assert aws.instance(stack.ids["INSTANCE_ID"])["State"]["Name"] == "running"
+
+
+def test_replaced_instance_gets_the_alarm(stack, aws):
+    """An instance terminated elsewhere is replaced by a re-run, and the backstop alarm follows it."""
+    old = stack.ids["INSTANCE_ID"]
+    aws.ec2.terminate_instances(InstanceIds=[old])
+    result = setup_script(stack.env, "--ssh-cidr", SSH_CIDR)
+    assert result.returncode == 0, result.output
+    assert "Created 1 new resources" in result.output
+    new = aws.tagged("dl1")["instances"]
+    assert len(new) == 1 and new[0] != old
+    alarm = aws.cloudwatch.describe_alarms(AlarmNames=["dl1-idle-stop"])["MetricAlarms"][0]
+    assert alarm["Dimensions"] == [{"Name": "InstanceId", "Value": new[0]}]
+    assert f"re-pointed idle-stop alarm dl1-idle-stop from {old} to {new[0]}" in result.output
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 30 * 60  # the recorded --idle-stop is kept
+    assert aws.instance(new[0])["Tags"] and tags(aws.instance(new[0]))["dl1:idle-stop"] == "30"
+    stack.ids["INSTANCE_ID"] = new[0]
+
+
 def test_teardown_removes_the_stack_and_only_it(stack, aws):
     ec2, vpc = aws.ec2, [{"Name": "vpc-id", "Values": [stack.ids["VPC_ID"]]}]
     ours = aws.tagged("dl1")
@@ -645,10 +952,34 @@ def test_teardown_removes_the_stack_and_only_it(stack, aws):
     other_before = aws.tagged("other")  # the second stack must survive
     before = aws.snapshot()
 
+    # a persistent spot request of the stack whose instance was terminated elsewhere: it must be cancelled
+    request = aws.ec2.request_spot_instances(
+        Type="persistent",
+        InstanceInterruptionBehavior="stop",
+        LaunchSpecification={"ImageId": stack.ids["AMI_ID"], "InstanceType": "t3.micro"},
+        TagSpecifications=[
+            {"ResourceType": "spot-instances-request", "Tags": [{"Key": "dl1:stack", "Value": "dl1"}]}
+        ],
+    )["SpotInstanceRequests"][0]
+    spot_instance = request.get("InstanceId")
+    if spot_instance:
+        aws.ec2.terminate_instances(InstanceIds=[spot_instance])
+    before = aws.snapshot()
+
     remove = stack.dir / "remove.sh"
-    result = run([str(remove)], stack.env)
+    refused = run([str(remove)], stack.env, input="no\n")  # asks before deleting the disk
+    assert refused.returncode != 0
+    assert "not confirmed, nothing deleted" in refused.output
+    assert aws.snapshot() == before
+
+    result = run([str(remove)], stack.env, input="yes\n")
     assert result.returncode == 0, result.output
     assert "removed key pair dl1-key (this stack created it)" in result.output
+    assert f"removed spot request {request['SpotInstanceRequestId']}" in result.output
+    state = aws.ec2.describe_spot_instance_requests(SpotInstanceRequestIds=[request["SpotInstanceRequestId"]])
+    # (the emulator forgets a cancelled request; AWS lists it as cancelled)
+    assert all(r["State"] in ("cancelled", "closed") for r in state["SpotInstanceRequests"])
+    assert "Host dl1\n" not in (Path(stack.env["HOME"]) / ".ssh" / "config").read_text()
 
     after = aws.snapshot()
     assert after == {kind: sorted(set(ids) - set(ours.get(kind, []))) for kind, ids in before.items()}
@@ -659,7 +990,7 @@ def test_teardown_removes_the_stack_and_only_it(stack, aws):
     assert not (stack.dir / "stack.env").exists()
     assert remove.exists()
 
-    again = run([str(remove)], stack.env)
+    again = run([str(remove), "--yes"], stack.env)
     assert again.returncode == 0, again.output
     assert "Nothing left to remove" in again.output
     assert aws.snapshot() == after

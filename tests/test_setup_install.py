@@ -38,11 +38,11 @@ def path_without(tool: str, shadow: Path, extra: Path | None = None) -> str:
     return os.pathsep.join(dirs)
 
 
-def install(tmp_path: Path, *args: str, path: str | None = None, stdin: str | None = None):
+def install(tmp_path: Path, *args: str, path: str | None = None, stdin: str | None = None, **extra: str):
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DL1_", "JUPYTER_", "KERAS_"))}
-    env.update(HOME=str(home), PATH=path or env.get("PATH", ""))
+    env.update(HOME=str(home), PATH=path or env.get("PATH", ""), **extra)
     result = subprocess.run(
         [BASH, str(SCRIPT), "--venv", str(tmp_path / "venv"), *args],
         env=env,
@@ -94,6 +94,9 @@ def test_dry_run_shows_the_steps_and_changes_nothing(tmp_path):
     assert '"backend": "torch"' in out and '"image_data_format": "channels_last"' in out
     assert "ServerApp.ip=127.0.0.1" in out
     assert "ipykernel install --user" in out
+    # Jupyter as a systemd service, still on localhost only
+    assert "dl1-jupyter.service (jupyter lab --ip=127.0.0.1 --port=8888" in out
+    assert "systemctl enable --now dl1-jupyter" in out
     assert "nothing was changed" in out
     # nothing was created: no venv, nothing in HOME, nothing new in the repository
     assert not (tmp_path / "venv").exists()
@@ -189,3 +192,25 @@ def test_help_and_unknown_option(tmp_path):
     result, _ = install(tmp_path, "--frobnicate")
     assert result.returncode != 0
     assert "unknown option: --frobnicate" in result.output
+
+
+@pytest.mark.parametrize("gib, warned", [(15.4, True), (31.0, False)])
+def test_memory_check_warns_before_lesson_2_runs_out(tmp_path, gib, warned):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {int(gib * 1048576)} kB\nMemFree:        1000 kB\n")
+    result, _ = install(tmp_path, "--dry-run", DL1_MEMINFO=str(meminfo))
+    assert result.returncode == 0, result.output
+    assert ("lesson 2 holds about 14 GB of images" in result.stderr) == warned
+    if not warned:
+        assert "enough for every lesson" in result.stdout
+
+
+def test_service_unit_binds_to_localhost(tmp_path):
+    """The unit itself, written by a real run of the service step (the installs are stubbed)."""
+    text = SCRIPT.read_text()
+    start = text.index("service_unit() {")
+    end = text.index("\n}\n", start) + 3
+    script = "set -euo pipefail\nJUPYTER_PORT=8888\nREPO=/srv/dl1\nVENV=/srv/dl1/.venv\n" + text[start:end] + "service_unit\n"
+    unit = subprocess.run([BASH, "-c", script], capture_output=True, text=True, timeout=30).stdout
+    assert "ExecStart=\"/srv/dl1/.venv/bin/jupyter\" lab --ip=127.0.0.1 --port=8888 --no-browser" in unit
+    assert "WantedBy=multi-user.target" in unit and "Restart=on-failure" in unit

@@ -15,17 +15,41 @@ SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 
 
 def test_the_scripts_are_there():
-    assert {p.name for p in SCRIPTS} >= {"aws-setup.sh", "aws-alias.sh", "install-gpu.sh"}
+    assert {p.name for p in SCRIPTS} >= {
+        "aws-setup.sh",
+        "aws-alias.sh",
+        "install-gpu.sh",
+        "aws-lib.sh",  # the helpers the others source
+        "remove.sh",
+        "box-init.sh",
+    }
 
 
+def test_helpers_live_in_one_sourced_file():
+    """aws-setup.sh and remove.sh source aws-lib.sh; neither defines the shared helpers again."""
+    for name in ("aws-setup.sh", "remove.sh"):
+        text = (SETUP / name).read_text()
+        assert 'source "$SCRIPT_DIR/aws-lib.sh"' in text
+        for helper in ("die()", "aws_try()", "awsq()", "field()", "shquote()", "write_file()"):
+            assert f"\n{helper} {{" not in text, f"{name} defines {helper} again"
+    assert "<<'REMOVE'" not in (SETUP / "aws-setup.sh").read_text()  # no generated remove script
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["alone", "following-source"])
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
-def test_shellcheck(script):
+def test_shellcheck(script, follow):
+    """Each file alone, and with the sourced aws-lib.sh followed (-x), so shellcheck sees the helpers too."""
     if not SHELLCHECK.exists():
         pytest.skip(f"shellcheck not found next to {sys.executable}: pip install -r requirements-dev.txt")
-    result = subprocess.run(
-        [str(SHELLCHECK), "--severity=style", str(script)], capture_output=True, text=True, timeout=120
-    )
+    args = [str(SHELLCHECK), "--severity=style", *(["-x"] if follow else []), str(script)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=SETUP)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_idle_agent_compiles():
+    source = (SETUP / "idle-agent.py").read_text()
+    compile(source, "idle-agent.py", "exec")
+    assert source.startswith("#!/usr/bin/env python3\n")
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
