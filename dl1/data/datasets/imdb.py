@@ -62,7 +62,7 @@ def _review(rng, positive, common, cum_common, tail, mean_len, signal):
     return out[0] + "".join(("<br /><br />" if b else " ") + s for b, s in zip(breaks[1:], out[1:], strict=True))
 
 
-def synthesize(dest, seed=0, n=1000, mean_len=120, signal=0.08):
+def synthesize(dest, seed=0, n=1000, mean_len=120, signal=0.12):
     """``n`` reviews in each of ``train`` and ``test`` (half positive); returns ``{folder: files}``."""
     rng = np.random.RandomState(seed)
     n = max(int(n), 4)
