@@ -116,3 +116,11 @@ def test_bench_backends_torch_only_tiny(capsys, monkeypatch):
 def test_bench_backends_tiny(capsys, monkeypatch):
     _, results = run_bench("bench_backends.py", capsys, monkeypatch)
     check(results, ["torch_vs_jax_forward", "torch_vs_jax_train_step"], higher_is_better=["torch_vs_jax_forward"])
+
+
+def test_bench_lessons45_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_lessons45.py", capsys, monkeypatch)
+    names = ["dot_model_ratings_per_s_vs_plain_torch", "conv_model_reviews_per_s_vs_plain_torch",
+             "tokenize_pad_vs_plain_python"]
+    check(results, names, higher_is_better=names)
+    assert "same ids: checked" in out and "ratings/s" in out and "reviews/s" in out

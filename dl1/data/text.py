@@ -11,7 +11,7 @@ truncates at the front by default, as Keras does, so long reviews keep their las
 
 import os
 import re
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 
 import numpy as np
 
@@ -65,14 +65,14 @@ class Tokenizer:
         return [w for w in text.translate(self._table).split(self.split) if w]
 
     def fit_on_texts(self, texts):
-        counts = self.word_counts
+        counts, docs = Counter(self.word_counts), Counter(self.word_docs)
         for text in texts:
             self.document_count += 1
             seq = self._words(text) if isinstance(text, str) else list(text)
-            for w in seq:
-                counts[w] = counts.get(w, 0) + 1
-            for w in set(seq):
-                self.word_docs[w] += 1
+            counts.update(seq)  # C loops; insertion order (first seen) kept, as Keras' OrderedDict
+            docs.update(set(seq))
+        self.word_counts = OrderedDict(counts)
+        self.word_docs = defaultdict(int, docs)
         ranked = sorted(counts.items(), key=lambda kv: kv[1], reverse=True)  # stable: ties by first seen
         vocab = ([self.oov_token] if self.oov_token is not None else []) + [w for w, _ in ranked]
         self.word_index = {w: i for i, w in enumerate(vocab, 1)}
