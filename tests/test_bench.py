@@ -144,3 +144,11 @@ def test_bench_ddp_quick(capsys, monkeypatch):
     out, results = run_bench("bench_ddp.py", capsys, monkeypatch, "--quick")
     check(results, ["ddp_2proc_vs_1proc"], higher_is_better=["ddp_2proc_vs_1proc"])
     assert "2 process(es): 3 steps" in out and "1 process(es): 3 steps" in out and "no GPU" in out
+
+
+def test_bench_lessons45_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_lessons45.py", capsys, monkeypatch)
+    names = ["dot_model_ratings_per_s_vs_plain_torch", "conv_model_reviews_per_s_vs_plain_torch",
+             "tokenize_pad_vs_plain_python"]
+    check(results, names, higher_is_better=names)
+    assert "same ids: checked" in out and "ratings/s" in out and "reviews/s" in out

@@ -55,9 +55,13 @@ from dl1.data.batches import (
     onehot,
 )
 from dl1.data.digits import load_digits, read_digits_csv
+from dl1.data.glove import embedding_matrix, load_glove, load_vectors, read_glove, save_glove, w2v
 from dl1.data.imageops import ceil, floor, gray, mk_size, mk_square, to_bw, to_plot
 from dl1.data.prepare import prepare_data, split_sizes
+from dl1.data.ratings import movie_names, read_movies, read_ratings, remap_ids, split_ratings, top_ids
 from dl1.data.sample import write_sample
+from dl1.data.text import Tokenizer, limit_vocab, read_imdb, read_reviews, text_to_word_sequence
+from dl1.inspect.embeddings import extremes, pca_factors, plot_embeddings, tsne_2d
 from dl1.inspect.plots import plot, plot_confusion_matrix, plots
 from dl1.inspect.predictions import inspect_predictions, plot_log_loss, plots_idx
 from dl1.io.arrays import load_array, save_array
@@ -72,6 +76,7 @@ from dl1.kaggle.submission import (
     write_submission,
 )
 from dl1.models.bn_calibrate import calibrate_bn
+from dl1.models.collab import bias_model, create_bias, dot_model, embedding_input, neural_model
 from dl1.models.ensemble import Ensemble, load_ensemble
 from dl1.models.surgery import (
     adjust_dropout,
@@ -136,6 +141,7 @@ _add("keras.utils", ["get_file", "to_categorical", "pad_sequences"])
 _add("keras.preprocessing.sequence", alias="sequence")
 _add("scipy.ndimage", ["zoom"])
 _add("keras.callbacks", ["EarlyStopping", "ModelCheckpoint"])
+_add("keras.layers", ["SpatialDropout1D", "GlobalMaxPooling1D"])  # lessons 4-5
 
 __all__ = sorted(set(_LAZY) | set(_EAGER))
 

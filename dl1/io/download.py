@@ -33,7 +33,9 @@ def file_digest(path, algorithm="sha256"):
     return h.hexdigest()
 
 
-def _check(path, sha256, md5):
+def _check(path, sha256, md5, size=None):
+    if size is not None and os.path.getsize(path) != size:
+        return f"{os.path.getsize(path)} bytes, expected {size}"
     for algorithm, want in (("sha256", sha256), ("md5", md5)):
         if want:
             got = file_digest(path, algorithm)
@@ -42,16 +44,17 @@ def _check(path, sha256, md5):
     return None
 
 
-def fetch_url(url, dest, sha256=None, md5=None, what=None, verbose=True, timeout=60):
+def fetch_url(url, dest, sha256=None, md5=None, what=None, verbose=True, timeout=60, size=None):
     """``dest``, downloaded from ``url`` unless a file with the right checksum is already there.
 
     Resumes a previous partial download (``dest.part``); verifies ``sha256``/``md5`` when given; renames
-    only a complete, verified file to ``dest``. Raises ``DownloadError`` with one line on failure.
+    only a complete, verified file to ``dest``. ``size`` (bytes) is checked too, for files whose publisher
+    gives no checksum. Raises ``DownloadError`` with one line on failure.
     """
     dest = os.fspath(dest)
     what = what or os.path.basename(dest)
     if os.path.exists(dest):
-        problem = _check(dest, sha256, md5)
+        problem = _check(dest, sha256, md5, size)
         if problem is None:
             return dest
         raise DownloadError(f"{dest} exists but is not the expected {what} ({problem}); delete it to download "
@@ -82,7 +85,7 @@ def fetch_url(url, dest, sha256=None, md5=None, what=None, verbose=True, timeout
             total = response.headers.get("Content-Length")
             total = int(total) + (have if resumed else 0) if total else None
             _copy(response, part, have if resumed else 0, total, what, verbose)
-    problem = _check(part, sha256, md5)
+    problem = _check(part, sha256, md5, size)
     if problem is not None:
         bad = dest + ".bad"
         os.replace(part, bad)

@@ -1,0 +1,266 @@
+"""Lessons 4-5 and wordvectors: the library (ratings, text, GloVe, collaborative-filtering models), bad input,
+and the three notebooks run end to end on the synthetic stand-ins."""
+
+import os
+
+import nbformat
+import nbtools
+import numpy as np
+import pytest
+
+from dl1.data.datasets import glove as glove_ds
+from dl1.data.datasets import imdb as imdb_ds
+from dl1.data.datasets import movielens as movielens_ds
+from dl1.data.glove import embedding_matrix, load_glove, read_glove, save_glove
+from dl1.data.ratings import read_movies, read_ratings, remap_ids, split_ratings, top_ids
+from dl1.data.text import Tokenizer, pad_sequences, read_imdb, text_to_word_sequence
+from dl1.io.errors import DataError
+
+NOTEBOOKS = {"lesson4": ("path", "n_factors", "epochs", "batch_size"),
+             "lesson5": ("path", "glove", "vocab_size", "seq_len", "epochs", "batch_size"),
+             "wordvectors": ("glove", "n_words")}
+
+
+@pytest.fixture(scope="module")
+def ml(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ml") / "ml-small"
+    movielens_ds.synthesize(str(path), seed=0, n=12000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def imdb(tmp_path_factory):
+    path = tmp_path_factory.mktemp("imdb") / "imdb"
+    imdb_ds.synthesize(str(path), seed=0, n=500)
+    return path
+
+
+@pytest.fixture(scope="module")
+def glove(tmp_path_factory):
+    path = tmp_path_factory.mktemp("glove") / "glove"
+    glove_ds.synthesize(str(path), seed=0)
+    return path / "glove.6B.50d.txt"
+
+
+# ---- ratings -----------------------------------------------------------------------------------------------
+def test_ratings_remap_and_split(ml):
+    ratings = read_ratings(str(ml))
+    assert list(ratings.columns) == ["userId", "movieId", "rating", "timestamp"]
+    assert ratings.rating.between(0.5, 5).all() and ((ratings.rating * 2) % 1 == 0).all()
+    out, ids = remap_ids(ratings)
+    assert (ids["userId"] == ratings.userId.unique()).all()
+    assert out.userId.min() == 0 and out.userId.max() == ratings.userId.nunique() - 1
+    assert out.movieId.max() == ratings.movieId.nunique() - 1
+    # the index maps back to the original id, row by row
+    assert (ids["movieId"][out.movieId.to_numpy()] == ratings.movieId.to_numpy()).all()
+    trn, val = split_ratings(out, 0.2, seed=42)
+    assert len(trn) + len(val) == len(out) and 0.15 < len(val) / len(out) < 0.25
+    np.random.seed(42)
+    assert (trn.index == out[np.random.rand(len(out)) < 0.8].index).all()  # the course's mask, seeded
+    top = top_ids(out, "movieId", 5)
+    counts = out.groupby("movieId").rating.count()
+    assert counts[top[0]] == counts.max()
+    names = read_movies(str(ml))
+    assert set(ratings.movieId) <= set(names.movieId)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("userId,movieId,timestamp\n1,2,3\n", "missing column(s) rating"),
+    ("userId,movieId,rating,timestamp\n1,2,4.0,3\n1,3,good,4\n", "non-numeric rating 'good' on line 3"),
+    ("", "empty"),
+    ("userId,movieId,rating\n", "no rows"),
+])
+def test_bad_ratings_file_is_one_line_naming_it(tmp_path, content, problem):
+    path = tmp_path / "ratings.csv"
+    path.write_text(content)
+    with pytest.raises(DataError) as e:
+        read_ratings(str(path))
+    assert str(path) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- text --------------------------------------------------------------------------------------------------
+def test_tokenizer_matches_keras_semantics():
+    texts = ["The cat sat on the mat.", "The dog ate my homework!", "the cat, the dog"]
+    tok = Tokenizer()
+    tok.fit_on_texts(texts)
+    assert tok.word_index["the"] == 1 and tok.word_index["cat"] == 2 and tok.word_index["dog"] == 3
+    assert tok.document_count == 3 and tok.word_counts["the"] == 5
+    assert tok.texts_to_sequences(["the cat ate"]) == [[1, 2, tok.word_index["ate"]]]
+    limited = Tokenizer(num_words=3)
+    limited.fit_on_texts(texts)
+    assert limited.texts_to_sequences(["the cat dog sat"]) == [[1, 2]]  # ids >= num_words dropped
+    assert Tokenizer(nb_words=3).num_words == 3  # the Keras 1 spelling
+    oov = Tokenizer(num_words=3, oov_token="<unk>")
+    oov.fit_on_texts(texts)
+    assert oov.word_index["<unk>"] == 1 and oov.texts_to_sequences(["the zebra"]) == [[2, 1]]
+    assert text_to_word_sequence("Hello, World!<br />Again") == ["hello", "world", "br", "again"]
+    m = tok.texts_to_matrix(["the the cat"], mode="count")
+    assert m.shape == (1, len(tok.word_index) + 1) and m[0, 1] == 2 and m[0, 2] == 1
+
+
+def test_pad_sequences_pre_and_post():
+    seqs = [[1, 2, 3, 4, 5], [6, 7], []]
+    np.testing.assert_array_equal(pad_sequences(seqs, maxlen=3), [[3, 4, 5], [0, 6, 7], [0, 0, 0]])
+    np.testing.assert_array_equal(pad_sequences(seqs, maxlen=3, padding="post", truncating="post"),
+                                  [[1, 2, 3], [6, 7, 0], [0, 0, 0]])
+    assert pad_sequences(seqs).shape == (3, 5)
+
+
+def test_read_imdb_order_and_labels(imdb):
+    texts, labels = read_imdb(str(imdb), "train")
+    assert len(texts) == 500 and labels[:250].all() and not labels[250:].any()
+    first = sorted(os.listdir(imdb / "train" / "pos"), key=lambda n: int(n.split("_")[0]))[0]
+    assert texts[0] == (imdb / "train" / "pos" / first).read_text()
+
+
+@pytest.mark.parametrize("case", ["no_neg", "empty", "binary", "latin1"])
+def test_bad_imdb_folder_is_one_line_naming_the_file(tmp_path, case):
+    root = tmp_path / "imdb"
+    for label in ("pos", "neg"):
+        (root / "train" / label).mkdir(parents=True)
+        (root / "train" / label / "0_8.txt").write_text("a fine review")
+    bad = root / "train" / "neg" / "1_2.txt"
+    if case == "no_neg":
+        for f in (root / "train" / "neg").iterdir():
+            f.unlink()
+        (root / "train" / "neg").rmdir()
+        bad, problem = root / "train", "no neg folder"
+    elif case == "empty":
+        bad.write_text("  \n")
+        problem = "empty review"
+    elif case == "binary":
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+        problem = "binary"
+    else:
+        bad.write_bytes("caf\xe9".encode("latin-1"))
+        problem = "not UTF-8"
+    with pytest.raises(DataError) as e:
+        read_imdb(str(root), "train")
+    assert str(bad) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- GloVe -------------------------------------------------------------------------------------------------
+def test_glove_loading_puts_known_vectors_at_the_right_rows(glove, tmp_path):
+    vecs, words, wordidx = read_glove(str(glove), dim=50)
+    assert words[:4] == ["the", ",", ".", "of"] and vecs.shape == (len(words), 50)
+    # the file's own text, line 4 ('of'), is at row 3
+    line = glove.read_text().splitlines()[3].split(" ")
+    np.testing.assert_allclose(vecs[wordidx["of"]], np.array(line[1:], dtype=np.float32))
+    word_index = {"the": 1, "great": 2, "zzz-not-in-glove": 3, "it's": 4, "awful": 5, "rare": 6}
+    emb = embedding_matrix(word_index, vecs, wordidx, 7, seed=0, verbose=False)
+    assert emb.shape == (7, 50) and not emb[0].any()
+    for w in ("the", "great", "awful"):
+        np.testing.assert_allclose(emb[word_index[w]], vecs[wordidx[w]] / 3, rtol=1e-6)
+    for i in (3, 4, 6):  # unknown, a word the pattern refuses, the rare-word id: random, not copied
+        assert emb[i].any() and not any(np.allclose(emb[i], v / 3) for v in vecs[:50])
+    # id -> word works as well as word -> id
+    emb2 = embedding_matrix({v: k for k, v in word_index.items()}, vecs, wordidx, 7, seed=0, verbose=False)
+    np.testing.assert_array_equal(emb, emb2)
+    # the course's three pre-processed files round-trip
+    loc = str(tmp_path / "6B.50d")
+    save_glove(loc, vecs, words, wordidx)
+    v2, w2, i2 = load_glove(loc)
+    np.testing.assert_array_equal(v2, vecs)
+    assert w2 == words and i2 == wordidx
+
+
+def test_synthetic_glove_puts_related_words_near(glove):
+    vecs, words, wordidx = read_glove(str(glove))
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+
+    def cos(a, b):
+        return float(unit[wordidx[a]] @ unit[wordidx[b]])
+
+    assert cos("great", "excellent") > 0.8 and cos("king", "queen") > 0.8
+    assert cos("great", "awful") < 0 and abs(cos("great", "king")) < 0.5
+
+
+@pytest.mark.parametrize("content, dim, problem", [
+    ("the 0.1 0.2 0.3\nof 0.4 0.5\n", None, "line 2: 2 numbers after the word, expected 3 (ragged rows)"),
+    ("the 0.1 0.2 0.3\nof 0.4 0.5 0.6\n", 50, "line 1: 3 numbers after the word, expected 50"),
+    ("the 0.1 x 0.3\n", None, "not a number"),
+    ("", None, "no word vectors"),
+])
+def test_bad_glove_file_is_one_line_naming_it(tmp_path, content, dim, problem):
+    path = tmp_path / "glove.6B.50d.txt"
+    path.write_text(content)
+    with pytest.raises(DataError) as e:
+        read_glove(str(path), dim=dim)
+    assert str(path) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+
+
+# ---- the notebooks -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_parameters_are_the_course_defaults(name):
+    nb = nbformat.read(os.path.join(nbtools.NBS, f"{name}.ipynb"), as_version=4)
+    assert not nbtools.output_problems(nb)
+    cells = nbtools.parameters_cells(nb)
+    assert len(cells) == 1
+    values = {}
+    exec(compile(cells[0].source, name, "exec"), {}, values)
+    assert set(NOTEBOOKS[name]) | {"results_json"} == set(values)
+    if name == "lesson4":
+        assert values["n_factors"] == 50 and values["path"].startswith("data/") and values["batch_size"] == 64
+    if name == "lesson5":
+        assert values["vocab_size"] == 5000 and values["seq_len"] == 500 and values["glove"].endswith("50d.txt")
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory, _isolated_keras_home):
+    folder = tmp_path_factory.mktemp("jupyter45")
+    env = {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "KERAS_HOME": str(_isolated_keras_home)}
+    nbtools.write_kernelspec(str(folder), env)
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
+    yield folder
+    if old is None:
+        os.environ.pop("JUPYTER_PATH", None)
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+def test_lesson4(kernel, ml, tmp_path):
+    results, _ = nbtools.run_notebook("lesson4", tmp_path, {
+        "path": str(ml), "n_factors": 50, "epochs": 2, "batch_size": 256})
+    ratings = read_ratings(str(ml))
+    assert results["n_users"] == ratings.userId.nunique() and results["n_movies"] == ratings.movieId.nunique()
+    assert results["n_train"] + results["n_valid"] == len(ratings)
+    # the recommenders beat predicting the global mean
+    assert results["bias_val_mse"] < 0.85 * results["baseline_mse"]
+    assert results["dot_val_mse"] < results["baseline_mse"]
+    assert np.isfinite(results["neural_val_mse"]) and 0.5 <= results["predict_3_6"] <= 6
+    assert results["movie_emb_shape"] == [results["n_movies"], 50]
+    assert (ml / "models" / "bias.h5").exists()
+
+
+def test_lesson5(kernel, imdb, glove, tmp_path):
+    results, _ = nbtools.run_notebook("lesson5", tmp_path, {
+        "path": str(imdb), "glove": str(glove), "vocab_size": 1000, "seq_len": 40, "epochs": 2,
+        "batch_size": 64})
+    assert results["n_train"] == 500 and results["padded_shape"] == [500, 40]
+    assert results["first_words"][0] == "the"
+    assert results["glove_rows_ok"] and results["glove_known_words"] > 200
+    assert results["embedding_moved"]  # unfreezing took effect
+    best = max(v for k, v in results.items() if k.endswith("val_accuracy"))
+    assert best >= 0.75, results  # 50% is chance
+    assert results["glove_unfrozen_val_accuracy"] >= 0.7
+    for key in ("single_val_accuracy", "conv1_val_accuracy", "multi_val_accuracy", "lstm_val_accuracy"):
+        assert 0 <= results[key] <= 1
+    assert (imdb / "models" / "conv1.h5").exists() and (imdb / "models" / "glove50.h5").exists()
+
+
+def test_wordvectors(kernel, glove, tmp_path):
+    data = tmp_path / "glove"
+    data.mkdir()
+    (data / glove.name).write_bytes(glove.read_bytes())
+    results, _ = nbtools.run_notebook("wordvectors", tmp_path / "out", {"glove": str(data / glove.name),
+                                                                        "n_words": 60})
+    vecs, words, wordidx = read_glove(str(glove))
+    assert results["shape"] == list(vecs.shape) and results["first_words"] == words[:25]
+    np.testing.assert_allclose(results["of_head"], vecs[wordidx["of"]][:3], rtol=1e-6)
+    from dl1.data.datasets._words import NEGATIVE, POSITIVE
+
+    assert sum(w in POSITIVE for w in results["neighbours"]["great"]) >= 6
+    assert sum(w in NEGATIVE for w in results["neighbours"]["awful"]) >= 6
+    assert results["plotted"] == 60 and results["tsne_shape"][1] == 2
+    assert results["saved"] == ["6B.50d.dat", "6B.50d_idx.pkl", "6B.50d_words.pkl"]
