@@ -564,3 +564,18 @@ def test_preprocessing_text_names_resolve_lazily(monkeypatch):
     for name in ("Tokenizer", "one_hot", "text_to_word_sequence"):
         monkeypatch.delitem(vars(ktext), name, raising=False)
         assert getattr(ktext, name) is getattr(fake, name)
+
+
+def test_embedding_dropout_with_pretrained_weights_as_lesson5_writes_it():
+    """``Embedding(..., dropout=0.2, weights=[emb], trainable=False)``: Keras builds the layer inside its
+    ``__init__`` when given weights, before the dropout's seed generator existed (it used to fail there)."""
+    import numpy as np
+
+    from dl1.nn.keras1 import Embedding
+
+    emb = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
+    layer = Embedding(50, 4, input_length=6, dropout=0.2, weights=[emb], trainable=False)
+    np.testing.assert_array_equal(layer.get_weights()[0], emb)
+    ids = np.arange(12).reshape(2, 6)
+    np.testing.assert_allclose(np.asarray(layer(ids, training=False)), emb[ids], rtol=1e-6)
+    assert layer.get_config()["dropout"] == 0.2

@@ -196,12 +196,18 @@ class Embedding(Keras1Layer, keras.layers.Embedding):
     _keras1_weights = False  # keras.layers.Embedding takes weights= itself
 
     def __init__(self, input_dim, output_dim, *args, dropout=0.0, **kwargs):
-        super().__init__(input_dim, output_dim, *args, **kwargs)
         if not 0 <= dropout < 1:
             raise Keras1Error(f"Embedding(dropout={dropout!r}): the dropout rate must be in [0, 1)")
+        # Keras builds an Embedding given weights= inside its __init__; the dropout's seed generator must
+        # exist before the layer is built, so the weights are set here, after it
+        weights = kwargs.pop("weights", None)
+        super().__init__(input_dim, output_dim, *args, **kwargs)
         self.dropout = float(dropout)
         if self.dropout:
             self.seed_generator = keras.random.SeedGenerator()
+        if weights is not None:
+            self.build()
+            self.set_weights(weights if isinstance(weights, (list, tuple)) else [weights])
 
     def call(self, inputs, training=None):
         if not (training and self.dropout):
