@@ -26,10 +26,11 @@ import numpy as np
 from keras import layers as L
 
 from dl1.io.errors import WeightsError
-from dl1.models.vgg16 import Vgg16, Vgg16BN, VggPreprocess, _saved_num_classes, _size_pair, vgg_mean
+from dl1.models.vgg16 import Vgg16, Vgg16BN, VggPreprocess, _size_pair, vgg_mean
 from dl1.models.weights import backbone_weights_path
 from dl1.nn.frozen import FrozenBase, with_fast_convs
 from dl1.nn.model import Model
+from dl1.nn.weightfiles import saved_num_classes
 
 # name on the command line -> (keras.applications function, extra arguments, caffe preprocessing outside)
 _APPLICATIONS = {
@@ -96,7 +97,7 @@ class Backbone(Vgg16):
             weights = os.fspath(weights)
             if not os.path.isfile(weights):
                 raise WeightsError(f"weights file not found: {weights}")
-            saved_classes = _saved_num_classes(weights)
+            saved_classes = saved_num_classes(weights)
         app = self._application(self.include_top)
         if weights == "imagenet":
             app.load_weights(backbone_weights_path(self.arch, self.include_top))
