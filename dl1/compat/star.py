@@ -34,6 +34,16 @@ from dl1.data.batches import (
     get_data,
     onehot,
 )
+from dl1.data.chars import (
+    CharVocab,
+    char_columns,
+    char_sequences,
+    load_text,
+    one_hot,
+    split_ids,
+    stateful_order,
+    unigram_loss,
+)
 from dl1.data.imageops import ceil, floor, gray, mk_size, mk_square, to_bw, to_plot
 from dl1.data.prepare import prepare_data
 from dl1.data.sample import write_sample
@@ -62,7 +72,9 @@ from dl1.models.surgery import (
     vgg_ft_bn,
     wrap_config,
 )
+from dl1.models.textgen import PrintSamples, generate
 from dl1.models.vgg16 import Vgg16, Vgg16BN, vgg_mean, vgg_preprocess
+from dl1.nn.recurrent import GRU, LSTM
 
 _EAGER = [name for name in dir() if not name.startswith("_") and name != "importlib"]
 
@@ -104,8 +116,8 @@ _add("sklearn.preprocessing", ["OneHotEncoder"])
 _add("sklearn.manifold", ["TSNE"])
 _add("IPython.display", ["FileLink", "display"])
 _add("keras", alias="keras")
-_add("keras.layers", ["Input", "Embedding", "Reshape", "LSTM", "Bidirectional", "TimeDistributed",
-                      "Activation", "SimpleRNN", "GRU", "Flatten", "Dense", "Dropout", "Lambda",
+_add("keras.layers", ["Input", "Embedding", "Reshape", "Bidirectional", "TimeDistributed",
+                      "Activation", "SimpleRNN", "Flatten", "Dense", "Dropout", "Lambda",
                       "BatchNormalization", "Conv1D", "MaxPooling1D",
                       "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D",
                       "UpSampling2D", "Concatenate", "Add", "Dot"])

@@ -20,7 +20,7 @@ from dl1.nn.kprivate import sync_optimizer
 from dl1.nn.optimizers import get_optimizer
 from dl1.nn.weightfiles import is_legacy_h5, load_legacy_h5
 
-__all__ = ["CompatModelMixin", "Model", "Sequential", "sync_optimizer"]
+__all__ = ["CompatModelMixin", "Model", "Sequential", "reset_states", "sync_optimizer"]
 
 
 class CompatModelMixin:
@@ -88,6 +88,17 @@ class CompatModelMixin:
 
     def predict_proba(self, x, batch_size=32, verbose=0):
         return self.predict(x, batch_size=batch_size, verbose=verbose)
+
+    def reset_states(self):
+        """Zero the state of every stateful layer (Keras 1/2 ``model.reset_states()``)."""
+        reset_states(self)
+
+
+def reset_states(model):
+    """Zero the carried state of every stateful recurrent layer of ``model`` (nested models included)."""
+    for layer in model._flatten_layers(include_self=False):
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            layer.reset_state()
 
 
 def _epochs(epochs, nb_epoch):
