@@ -280,7 +280,7 @@ class _Slow(http.server.BaseHTTPRequestHandler):
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
     srv.body = nietzsche.synthetic_text(nietzsche.N_CHARS, seed=9).encode()
-    srv.ranges, srv.delay = [], 0.05
+    srv.ranges, srv.delay = [], 0.2
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -297,8 +297,9 @@ def test_download_killed_midway_resumes(server, tmp_path, monkeypatch):
     env = dict(os.environ, DL1_OFFLINE="0")
     proc = subprocess.Popen([sys.executable, "-c", code, str(dest), url], cwd=ROOT, env=env)
     deadline = time.time() + 60
-    while time.time() < deadline and not (part.exists() and part.stat().st_size > 100_000):
+    while time.time() < deadline and proc.poll() is None and not (part.exists() and part.stat().st_size > 100_000):
         time.sleep(0.02)
+    assert proc.poll() is None, f"the download ended before it was killed (exit {proc.returncode})"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     have = part.stat().st_size
@@ -363,9 +364,9 @@ LESSON6_MODELS = ["three_char", "eight_char", "simple_rnn", "hand_seq", "seq_rnn
 
 
 def test_lesson6_notebook(kernel, tmp_path):
-    nietzsche.synthesize(str(tmp_path / "data"), seed=0, n=30_000)
+    nietzsche.synthesize(str(tmp_path / "data"), seed=0, n=36_000)
     results, _ = nbtools.run_notebook("lesson6", tmp_path / "out", {
-        "path": str(tmp_path / "data" / "nietzsche.txt"), "seq_len": 8, "epochs": 2, "batch_size": 64,
+        "path": str(tmp_path / "data" / "nietzsche.txt"), "seq_len": 8, "epochs": 3, "batch_size": 32,
         "n_hidden": 64})
     base = results["unigram_loss"]
     assert 2.5 < base < 3.5
@@ -379,11 +380,11 @@ def test_lesson6_notebook(kernel, tmp_path):
 
 
 def test_char_rnn_notebook(kernel, tmp_path):
-    nietzsche.synthesize(str(tmp_path / "data"), seed=1, n=8_000)
+    nietzsche.synthesize(str(tmp_path / "data"), seed=1, n=6_000)
     results, _ = nbtools.run_notebook("char_rnn", tmp_path / "out", {
-        "path": str(tmp_path / "data" / "nietzsche.txt"), "seq_len": 16, "epochs": 2, "batch_size": 64,
+        "path": str(tmp_path / "data" / "nietzsche.txt"), "seq_len": 10, "epochs": 1, "batch_size": 32,
         "n_hidden": 48})
     assert results["val_loss"] < results["unigram_loss"]
     assert len(results["sample"]) == len("ethics is a basic foundation of all that") + 320
-    assert results["sample_chars_in_vocab"] and results["samples_during_training"] == 4
+    assert results["sample_chars_in_vocab"] and results["samples_during_training"] == 2
     assert (tmp_path / "data" / "char_rnn.h5").exists()
