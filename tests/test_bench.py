@@ -116,3 +116,9 @@ def test_bench_backends_torch_only_tiny(capsys, monkeypatch):
 def test_bench_backends_tiny(capsys, monkeypatch):
     _, results = run_bench("bench_backends.py", capsys, monkeypatch)
     check(results, ["torch_vs_jax_forward", "torch_vs_jax_train_step"], higher_is_better=["torch_vs_jax_forward"])
+
+
+def test_bench_rnn(capsys, monkeypatch):
+    out, results = run_bench("bench_rnn.py", capsys, monkeypatch)
+    check(results, ["lstm_train_chars_per_s"])
+    assert "torch.nn.LSTM" in out
