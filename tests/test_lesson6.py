@@ -170,8 +170,8 @@ def test_ops_rnns_learn_with_autograd_sgd(which, capsys):
 def _stateful(seed=0):
     import keras
 
+    from dl1.nn.keras1 import LSTM
     from dl1.nn.model import Sequential
-    from dl1.nn.recurrent import LSTM
 
     keras.utils.set_random_seed(seed)
     return Sequential([keras.Input(batch_shape=(4, 6), dtype="int64"), keras.layers.Embedding(12, 5),

@@ -11,19 +11,39 @@ import importlib
 from dl1.compat import image
 from dl1.compat import kbackend as K
 from dl1.compat.keras1 import (
+    GRU,
+    LSTM,
     SGD,
+    Activation,
     Adadelta,
     Adagrad,
     Adam,
     Adamax,
+    BatchNormalization,
+    Conv1D,
     Conv2D,
+    Convolution1D,
     Convolution2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Input,
+    Keras1Error,
+    MaxPooling1D,
     MaxPooling2D,
+    Merge,
     Model,
     Nadam,
+    Reshape,
     RMSprop,
     Sequential,
+    SimpleRNN,
+    TimeDistributed,
+    ZeroPadding2D,
+    merge,
 )
+from dl1.compat.scipyimage import misc, ndimage
 from dl1.data.batches import (
     ArrayIterator,
     DirectoryIterator,
@@ -74,7 +94,6 @@ from dl1.models.surgery import (
 )
 from dl1.models.textgen import PrintSamples, generate
 from dl1.models.vgg16 import Vgg16, Vgg16BN, vgg_mean, vgg_preprocess
-from dl1.nn.recurrent import GRU, LSTM
 
 _EAGER = [name for name in dir() if not name.startswith("_") and name != "importlib"]
 
@@ -116,15 +135,14 @@ _add("sklearn.preprocessing", ["OneHotEncoder"])
 _add("sklearn.manifold", ["TSNE"])
 _add("IPython.display", ["FileLink", "display"])
 _add("keras", alias="keras")
-_add("keras.layers", ["Input", "Embedding", "Reshape", "Bidirectional", "TimeDistributed",
-                      "Activation", "SimpleRNN", "Flatten", "Dense", "Dropout", "Lambda",
-                      "BatchNormalization", "Conv1D", "MaxPooling1D",
-                      "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D",
-                      "UpSampling2D", "Concatenate", "Add", "Dot"])
+_add("keras.layers", ["Bidirectional", "Lambda", "AveragePooling2D", "GlobalAveragePooling2D",
+                      "GlobalMaxPooling2D", "UpSampling2D", "Concatenate", "Add", "Dot"])
 _add("keras.regularizers", ["l1", "l2", "l1_l2"])
 _add("keras.losses", ["categorical_crossentropy"])
 _add("keras.metrics", ["categorical_accuracy"])
 _add("keras.utils", ["get_file", "to_categorical", "pad_sequences"])
+_add("keras.preprocessing.sequence", alias="sequence")
+_add("scipy.ndimage", ["zoom"])
 _add("keras.callbacks", ["EarlyStopping", "ModelCheckpoint"])
 
 __all__ = sorted(set(_LAZY) | set(_EAGER))

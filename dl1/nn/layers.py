@@ -17,6 +17,7 @@ import warnings
 import keras
 
 from dl1.nn import kprivate
+from dl1.nn.keras1 import _DENSE_RENAMES, Keras1Layer
 
 
 def _fast_path_ok(layer):
@@ -45,13 +46,15 @@ def keras1_conv_args(nb_row, nb_col, kwargs, border_mode=None, subsample=None, W
 
 
 @keras.saving.register_keras_serializable(package="dl1")
-class Conv2D(keras.layers.Conv2D):
+class Conv2D(Keras1Layer, keras.layers.Conv2D):
     """``keras.layers.Conv2D`` (channels-last) that skips layout copies on the PyTorch backend.
 
     Also the Keras 1 ``Convolution2D(nb_filter, nb_row, nb_col, border_mode=, subsample=, W_regularizer=,
     init=)``: two integer sizes after the filter count are the kernel's rows and columns, as in 2017 (in
     Keras 3 a third positional argument would be the strides; pass ``strides=`` by name).
     """
+
+    _keras1_image = True
 
     def __init__(self, filters=None, nb_row=None, nb_col=None, *args, nb_filter=None, **kwargs):
         keras1 = {k: kwargs.pop(k) for k in ("border_mode", "subsample", "W_regularizer", "b_regularizer",
@@ -84,8 +87,10 @@ class Conv2D(keras.layers.Conv2D):
 
 
 @keras.saving.register_keras_serializable(package="dl1")
-class MaxPooling2D(keras.layers.MaxPooling2D):
+class MaxPooling2D(Keras1Layer, keras.layers.MaxPooling2D):
     """``keras.layers.MaxPooling2D`` (channels-last, 'valid') without layout copies on PyTorch."""
+
+    _keras1_image = True
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", *args, border_mode=None,
                  dim_ordering=None, **kwargs):
@@ -103,12 +108,25 @@ class MaxPooling2D(keras.layers.MaxPooling2D):
         return out.permute(0, 2, 3, 1)
 
 
+@keras.saving.register_keras_serializable(package="dl1")
+class Dense(Keras1Layer, keras.layers.Dense):
+    """``keras.layers.Dense(units)``; also the Keras 1 ``Dense(output_dim, init=, W_regularizer=,
+    b_regularizer=, bias=, weights=[W, b], input_dim=, input_shape=, batch_input_shape=)``, e.g.
+    ``Dense(4096, activation='relu', init='identity')``. As a first layer it takes the input shape
+    without Keras' "Do not pass an `input_shape`" warning (see ``dl1.nn.keras1``)."""
+
+    _keras1_renames = _DENSE_RENAMES
+
+
 Convolution2D = Conv2D  # the Keras 1 name: ``type(layer) is Convolution2D`` holds for Vgg16's layers
 
 
 def layer_class(layer_type):
-    """The Keras class that ``layer_type`` stands for (our ``Conv2D`` -> ``keras.layers.Conv2D``), so that
-    type checks find layers however they were made."""
+    """The Keras class that ``layer_type`` stands for (our ``Conv2D`` -> ``keras.layers.Conv2D``, our
+    ``Dense`` -> ``keras.layers.Dense``), so that type checks find layers however they were made."""
+    if isinstance(layer_type, type) and issubclass(layer_type, Keras1Layer):
+        return next(base for base in layer_type.__mro__
+                    if base.__module__.startswith("keras.") and issubclass(base, keras.layers.Layer))
     if isinstance(layer_type, type) and issubclass(layer_type, keras.layers.Conv2D):
         return keras.layers.Conv2D
     if isinstance(layer_type, type) and issubclass(layer_type, keras.layers.MaxPooling2D):

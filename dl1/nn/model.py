@@ -20,7 +20,7 @@ from dl1.nn.kprivate import sync_optimizer
 from dl1.nn.optimizers import get_optimizer
 from dl1.nn.weightfiles import is_legacy_h5, load_legacy_h5
 
-__all__ = ["CompatModelMixin", "Model", "Sequential", "reset_states", "sync_optimizer"]
+__all__ = ["CompatModelMixin", "Model", "Sequential", "sync_optimizer"]
 
 
 class CompatModelMixin:
@@ -90,15 +90,10 @@ class CompatModelMixin:
         return self.predict(x, batch_size=batch_size, verbose=verbose)
 
     def reset_states(self):
-        """Zero the state of every stateful layer (Keras 1/2 ``model.reset_states()``)."""
-        reset_states(self)
-
-
-def reset_states(model):
-    """Zero the carried state of every stateful recurrent layer of ``model`` (nested models included)."""
-    for layer in model._flatten_layers(include_self=False):
-        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
-            layer.reset_state()
+        """Reset the state of every stateful layer (Keras 1/2 ``model.reset_states()``)."""
+        for layer in self._flatten_layers(include_self=False):
+            if getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
+                layer.reset_states()
 
 
 def _epochs(epochs, nb_epoch):
@@ -120,9 +115,36 @@ def _steps(data, samples, steps):
 
 @keras.saving.register_keras_serializable(package="dl1")
 class Sequential(CompatModelMixin, keras.Sequential):
-    """``keras.Sequential`` with the 2017 methods and weight-file names (see ``CompatModelMixin``)."""
+    """``keras.Sequential`` with the 2017 methods and weight-file names (see ``CompatModelMixin``).
+
+    A first layer given ``batch_input_shape=(bs, ...)`` (Keras 1, e.g. for a stateful RNN) starts the
+    model with ``keras.Input(batch_shape=(bs, ...))``; ``input_shape=`` works as in Keras."""
+
+    def add(self, layer, rebuild=True):
+        batch = getattr(layer, "_batch_input_shape_arg", None)
+        if not self._layers and batch is not None:
+            super().add(keras.layers.InputLayer(batch_shape=batch), rebuild=False)
+        return super().add(layer, rebuild=rebuild)
 
 
 @keras.saving.register_keras_serializable(package="dl1")
 class Model(CompatModelMixin, keras.Model):
-    """``keras.Model`` (functional API) with the 2017 methods and weight-file names."""
+    """``keras.Model`` (functional API) with the 2017 methods and weight-file names; also the Keras 1
+    ``Model(input=, output=)``."""
+
+    def __new__(cls, *args, **kwargs):
+        return super().__new__(cls, *args, **_io_kwargs(kwargs))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **_io_kwargs(kwargs))
+
+
+def _io_kwargs(kwargs):
+    """Keras 1 ``input=``/``output=`` as ``inputs=``/``outputs=``."""
+    kwargs = dict(kwargs)
+    for old, new in (("input", "inputs"), ("output", "outputs")):
+        if old in kwargs:
+            if new in kwargs:
+                raise TypeError(f"Model: give either {old}= (Keras 1) or {new}=, not both")
+            kwargs[new] = kwargs.pop(old)
+    return kwargs
