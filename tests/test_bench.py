@@ -152,3 +152,9 @@ def test_bench_lessons45_quick(capsys, monkeypatch):
              "tokenize_pad_vs_plain_python"]
     check(results, names, higher_is_better=names)
     assert "same ids: checked" in out and "ratings/s" in out and "reviews/s" in out
+
+
+def test_bench_rnn(capsys, monkeypatch):
+    out, results = run_bench("bench_rnn.py", capsys, monkeypatch)
+    check(results, ["lstm_train_chars_per_s"])
+    assert "torch.nn.LSTM" in out

@@ -54,6 +54,16 @@ from dl1.data.batches import (
     get_data,
     onehot,
 )
+from dl1.data.chars import (
+    CharVocab,
+    char_columns,
+    char_sequences,
+    load_text,
+    one_hot,
+    split_ids,
+    stateful_order,
+    unigram_loss,
+)
 from dl1.data.digits import load_digits, read_digits_csv
 from dl1.data.glove import embedding_matrix, load_glove, load_vectors, read_glove, save_glove, w2v
 from dl1.data.imageops import ceil, floor, gray, mk_size, mk_square, to_bw, to_plot
@@ -90,6 +100,7 @@ from dl1.models.surgery import (
     vgg_ft_bn,
     wrap_config,
 )
+from dl1.models.textgen import PrintSamples, generate
 from dl1.models.vgg16 import Vgg16, Vgg16BN, vgg_mean, vgg_preprocess
 
 _EAGER = [name for name in dir() if not name.startswith("_") and name != "importlib"]

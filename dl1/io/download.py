@@ -105,7 +105,9 @@ def _copy(response, part, offset, total, what, verbose):
                                      disable=not verbose) as bar:
         f.seek(offset)
         f.truncate()
-        while chunk := response.read(CHUNK):
+        # read1: what has arrived (up to CHUNK), so that a slow or killed transfer leaves its bytes in the part
+        read = getattr(response, "read1", response.read)
+        while chunk := read(CHUNK):
             f.write(chunk)
             bar.update(len(chunk))
         f.flush()
