@@ -134,7 +134,7 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
     sync_optimizer(model)
     prefix = cache_plan(model, [batches], cache, verbose)
     if prefix is not None:
-        data, _ = _feature_data(prefix, batches, None, verbose)
+        data, _, _ = _feature_data(prefix, batches, None, verbose)
         target = _compile_like(prefix.head(model), model)
     else:
         data, target = batches, model
