@@ -87,3 +87,16 @@ def output_problems(nb):
         if cell.get("execution_count") is not None:
             problems.append(f"cell {i} has execution_count {cell.execution_count}")
     return problems
+
+
+def offline_kernel(folder, keras_home, **env):
+    """A generator for a module-scoped fixture: a ``python3`` kernelspec in ``folder`` running this Python
+    offline with its own Keras home (and ``env``), first in ``JUPYTER_PATH`` while the fixture lives."""
+    write_kernelspec(str(folder), {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "KERAS_HOME": str(keras_home), **env})
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
+    yield folder
+    if old is None:
+        os.environ.pop("JUPYTER_PATH", None)
+    else:
+        os.environ["JUPYTER_PATH"] = old

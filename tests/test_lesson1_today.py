@@ -9,17 +9,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, _isolated_keras_home):
-    folder = tmp_path_factory.mktemp("jupyter_today")
-    env = {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "KERAS_HOME": str(_isolated_keras_home),
-           "DL1_CACHE_DIR": str(tmp_path_factory.mktemp("dl1_cache_today"))}
-    nbtools.write_kernelspec(str(folder), env)
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
-    yield folder
-    if old is None:
-        os.environ.pop("JUPYTER_PATH", None)
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter_today"), _isolated_keras_home,
+                                      DL1_CACHE_DIR=str(tmp_path_factory.mktemp("dl1_cache_today")))
 
 
 def test_lesson1_today_parameters_are_the_course_defaults():

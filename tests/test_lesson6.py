@@ -331,16 +331,7 @@ def test_download_of_something_else_is_refused(server, tmp_path, monkeypatch):
 # ---- the notebooks --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, _isolated_keras_home):
-    folder = tmp_path_factory.mktemp("jupyter")
-    nbtools.write_kernelspec(str(folder), {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-                                           "KERAS_HOME": str(_isolated_keras_home)})
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
-    yield folder
-    if old is None:
-        os.environ.pop("JUPYTER_PATH", None)
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter"), _isolated_keras_home, OMP_NUM_THREADS="1")
 
 
 @pytest.mark.parametrize("name", ["lesson6", "char_rnn"])

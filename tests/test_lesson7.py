@@ -1,7 +1,6 @@
 """Lesson 7 (fisheries) and State Farm: both notebooks end to end on the synthetic stand-ins, from Kaggle's
 layout, at small sizes with random weights."""
 
-import os
 
 import nbtools
 import pytest
@@ -9,17 +8,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, _isolated_keras_home):
-    folder = tmp_path_factory.mktemp("jupyter")
-    env = {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "KERAS_HOME": str(_isolated_keras_home),
-           "DL1_CACHE_DIR": str(tmp_path_factory.mktemp("dl1_cache"))}
-    nbtools.write_kernelspec(str(folder), env)
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
-    yield folder
-    if old is None:
-        os.environ.pop("JUPYTER_PATH", None)
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter"), _isolated_keras_home,
+                                      DL1_CACHE_DIR=str(tmp_path_factory.mktemp("dl1_cache")))
 
 
 LESSON7 = {"size": 32, "large_size": [64, 128], "weights": None, "epochs": 1, "batch_size": 16,

@@ -207,16 +207,7 @@ def test_notebook_parameters_are_the_course_defaults(name):
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, _isolated_keras_home):
-    folder = tmp_path_factory.mktemp("jupyter45")
-    env = {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "KERAS_HOME": str(_isolated_keras_home)}
-    nbtools.write_kernelspec(str(folder), env)
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
-    yield folder
-    if old is None:
-        os.environ.pop("JUPYTER_PATH", None)
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter45"), _isolated_keras_home)
 
 
 def test_lesson4(kernel, ml, tmp_path):

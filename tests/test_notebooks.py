@@ -65,17 +65,8 @@ def test_notebooks_have_one_parameters_cell(name):
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory, _isolated_keras_home):
     """A ``python3`` kernelspec running this Python, offline, with its own Keras home and feature cache."""
-    folder = tmp_path_factory.mktemp("jupyter")
-    env = {"MPLBACKEND": "Agg", "DL1_OFFLINE": "1", "KERAS_HOME": str(_isolated_keras_home),
-           "DL1_CACHE_DIR": str(tmp_path_factory.mktemp("dl1_cache"))}
-    nbtools.write_kernelspec(str(folder), env)
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(folder) + (os.pathsep + old if old else "")
-    yield folder
-    if old is None:
-        os.environ.pop("JUPYTER_PATH", None)
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter"), _isolated_keras_home,
+                                      DL1_CACHE_DIR=str(tmp_path_factory.mktemp("dl1_cache")))
 
 
 @pytest.fixture(scope="module")
