@@ -52,7 +52,23 @@ def _short_list(items, limit=5):
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-class _BatchIterator(keras.utils.PyDataset):
+class _SampleCountNames:
+    """The 2017 and Keras 2 names for the sample count ``n``: ``samples``, ``nb_sample``, ``N``."""
+
+    @property
+    def samples(self):
+        return self.n
+
+    @property
+    def nb_sample(self):
+        return self.n
+
+    @property
+    def N(self):  # noqa: N802 (the 2017 name)
+        return self.n
+
+
+class _BatchIterator(_SampleCountNames, keras.utils.PyDataset):
     """Shared machinery: epoch-seeded shuffling, ``next()`` with prefetch, 2017 attribute names."""
 
     def __init__(self, n, batch_size, shuffle, seed, prefetch_workers=2):
@@ -70,18 +86,6 @@ class _BatchIterator(keras.utils.PyDataset):
         self._set_index_array()
         self._prefetched = None
 
-    # 2017 and Keras 2 names for the sample count
-    @property
-    def samples(self):
-        return self.n
-
-    @property
-    def nb_sample(self):
-        return self.n
-
-    @property
-    def N(self):  # noqa: N802 (the 2017 name)
-        return self.n
 
     def _set_index_array(self):
         if self.shuffle:
@@ -384,7 +388,7 @@ def _concat(parts):
     return np.concatenate([np.asarray(p) for p in parts])
 
 
-class MixIterator(keras.utils.PyDataset):
+class MixIterator(_SampleCountNames, keras.utils.PyDataset):
     """Batches made of one batch from each of several iterators, concatenated (2017 ``MixIterator``,
     used for pseudo-labelling: real labelled batches mixed with batches of pseudo-labelled images).
 
@@ -411,17 +415,6 @@ class MixIterator(keras.utils.PyDataset):
         self.epoch = 0
         self.batch_index = 0
 
-    @property
-    def N(self):  # noqa: N802 (the 2017 name)
-        return self.n
-
-    @property
-    def samples(self):
-        return self.n
-
-    @property
-    def nb_sample(self):
-        return self.n
 
     @property
     def class_indices(self):
