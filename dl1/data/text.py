@@ -34,6 +34,18 @@ def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
     return [w for w in text.translate(_table(filters, split)).split(split) if w]
 
 
+def one_hot(text, n, filters=DEFAULT_FILTERS, lower=True, split=" "):
+    """Keras 1's ``one_hot``: each word of ``text`` as an integer in ``[1, n)`` by hashing (collisions
+    possible; 0 is left for padding). The hash is MD5, so ids are the same in every process (Keras used
+    Python's ``hash``, which is randomised per process since Python 3.3)."""
+    import hashlib
+
+    if n < 2:
+        raise ValueError(f"one_hot needs n >= 2, not {n}")
+    words = text_to_word_sequence(text, filters=filters, lower=lower, split=split)
+    return [int(hashlib.md5(w.encode("utf-8")).hexdigest(), 16) % (n - 1) + 1 for w in words]
+
+
 class Tokenizer:
     """Keras 1/2's text tokenizer (see the module docstring); ``nb_words=`` is the Keras 1 spelling of
     ``num_words``."""

@@ -29,6 +29,7 @@ from dl1.io.errors import WeightsError
 from dl1.io.log import note
 from dl1.models.aids import TrainingAids
 from dl1.models.weights import imagenet_weights_path, load_class_index
+from dl1.nn.keras1 import BatchNormalization  # the class `from utils import *` gives: isinstance holds
 from dl1.nn.layers import Conv2D, MaxPooling2D
 from dl1.nn.model import Sequential
 from dl1.nn.optimizers import Adam, LossScaleOptimizer, mixed_precision_policy
@@ -299,7 +300,7 @@ class Vgg16BN(Vgg16):
 
     def _fc_block(self, name):
         return [L.Dense(4096, activation="relu", name=name, dtype=self.policy),
-                L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self.policy),
+                BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self.policy),
                 L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self.policy)]
 
     def _layers(self, num_classes):
