@@ -552,8 +552,16 @@ def test_interrupted_setup_then_remove_leaves_nothing(moto_url, aws, fake_bin, t
         while not hang.exists():
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.2)
-        os.killpg(proc.pid, 2)  # SIGINT, as Ctrl-C does
-        out, err = proc.communicate(timeout=30)
+        time.sleep(0.5)  # the fake's `sleep` has started: the signal lands while the call hangs
+        for _ in range(3):  # Ctrl-C, and again if the first one raced the hanging call's start
+            os.killpg(proc.pid, 2)  # SIGINT, as Ctrl-C does
+            try:
+                out, err = proc.communicate(timeout=20)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
+            raise AssertionError("aws-setup.sh did not stop after three Ctrl-C")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
