@@ -53,3 +53,17 @@ def _load_all():
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+
+
+def kaggle_only(what, competition, name, prepare_options=""):
+    """A ``download`` for a data set that only Kaggle serves: one line saying the commands to use."""
+
+    def download(dest, verbose=True):
+        import os
+
+        dest = os.fspath(dest)
+        raise DL1Error(f"the {what} data is a Kaggle competition: dl1 kaggle download {dest} "
+                       f"--competition {competition} (accept its rules on kaggle.com first), then dl1 prepare "
+                       f"{dest}{prepare_options}; or 'dl1 sample {dest} --dataset {name}' for the stand-in")
+
+    return download

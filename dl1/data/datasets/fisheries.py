@@ -21,9 +21,9 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dl1.data.datasets import Dataset, register
+from dl1.data.datasets import Dataset, kaggle_only, register
 from dl1.io.atomic import atomic_path, write_text
-from dl1.io.errors import DataError, DL1Error
+from dl1.io.errors import DataError
 
 COMPETITION = "the-nature-conservancy-fisheries-monitoring"
 CLASSES = ("ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK", "YFT")
@@ -144,10 +144,7 @@ def synthesize(dest, seed=0, n=160, n_test=None, size_scale=1.0, force=False, pr
     return counts
 
 
-def download(dest, verbose=True):
-    raise DL1Error(f"the fisheries data is a Kaggle competition: dl1 kaggle download {os.fspath(dest)} "
-                   f"--competition {COMPETITION} (accept its rules on kaggle.com first), then dl1 prepare "
-                   f"{os.fspath(dest)}; or 'dl1 sample {os.fspath(dest)} --dataset fisheries' for the stand-in")
+download = kaggle_only("fisheries", COMPETITION, "fisheries")
 
 
 register(Dataset("fisheries", "The Nature Conservancy Fisheries Monitoring (lesson 7): 8 fish classes, boxes",

@@ -20,9 +20,9 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from dl1.data.datasets import Dataset, register
+from dl1.data.datasets import Dataset, kaggle_only, register
 from dl1.io.atomic import atomic_path
-from dl1.io.errors import DataError, DL1Error
+from dl1.io.errors import DataError
 
 COMPETITION = "state-farm-distracted-driver-detection"
 CLASSES = tuple(f"c{i}" for i in range(10))
@@ -140,11 +140,8 @@ def synthesize(dest, seed=0, n=300, n_test=None, n_drivers=8, size=(128, 96), fo
     return counts
 
 
-def download(dest, verbose=True):
-    raise DL1Error(f"the State Farm data is a Kaggle competition: dl1 kaggle download {os.fspath(dest)} "
-                   f"--competition {COMPETITION} (accept its rules on kaggle.com first), then dl1 prepare "
-                   f"{os.fspath(dest)} --group-file driver_imgs_list.csv --group-column subject; or "
-                   f"'dl1 sample {os.fspath(dest)} --dataset statefarm' for the stand-in")
+download = kaggle_only("State Farm", COMPETITION, "statefarm",
+                       " --group-file driver_imgs_list.csv --group-column subject")
 
 
 register(Dataset("statefarm", "State Farm Distracted Driver Detection: 10 driver poses, a driver id per image",
