@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# make test runs the suite in this many processes (pytest-xdist), one test file each at a time (some files'
+# tests share a fixture and run in order); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test venv dev-venv lint
 
@@ -27,7 +30,7 @@ demo: venv
 	$(BIN)/dl1 demo data/demo
 
 test: dev-venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: dev-venv
 	$(BIN)/ruff check .

@@ -15,6 +15,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("KERAS_BACKEND", "torch")
 os.environ.pop("DL1_WEIGHTS", None)
 os.environ.pop("DL1_CLASS_INDEX", None)
+# Under pytest-xdist (make test runs two workers): share the cores between the workers instead of each
+# worker's PyTorch (and the notebook kernels and commands it starts) using them all.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _per_worker = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_per_worker))
 
 
 @pytest.fixture(scope="session", autouse=True)

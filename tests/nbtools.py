@@ -24,15 +24,21 @@ def notebook_paths():
     return sorted(os.path.join(NBS, n) for n in os.listdir(NBS) if n.endswith(".ipynb"))
 
 
+# Run first in every test kernel: the same random draws on every run (Keras draws its default seeds from
+# Python's ``random``), so that a notebook test that fails in CI fails the same way here.
+SEED_LINE = "import random, numpy, torch; random.seed(0); numpy.random.seed(0); torch.manual_seed(0)"
+
+
 def write_kernelspec(folder, env=None):
-    """A kernelspec named ``python3`` under ``folder/kernels/`` that starts this Python's ipykernel.
+    """A kernelspec named ``python3`` under ``folder/kernels/`` that starts this Python's ipykernel, seeded.
 
     Put ``folder`` first in ``JUPYTER_PATH`` and papermill/nbclient find it before any other ``python3``.
     ``env`` is added to the kernel's environment.
     """
     kdir = os.path.join(folder, "kernels", KERNEL_NAME)
     os.makedirs(kdir, exist_ok=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     f"--IPKernelApp.exec_lines={SEED_LINE}"],
             "display_name": "Python 3 (dl1 tests)", "language": "python", "env": dict(env or {})}
     with open(os.path.join(kdir, "kernel.json"), "w", encoding="utf-8") as f:
         json.dump(spec, f, indent=1)

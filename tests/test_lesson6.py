@@ -372,10 +372,12 @@ def test_lesson6_notebook(kernel, tmp_path):
 
 def test_char_rnn_notebook(kernel, tmp_path):
     nietzsche.synthesize(str(tmp_path / "data"), seed=1, n=6_000)
+    # 338 steps of 16 short windows: one epoch of 169 steps (batch 32) learnt only the letter frequencies
+    # (CI saw 2.953 against a unigram 2.951); this learns which letters follow which (2.56-2.61 in 4 seeds).
     results, _ = nbtools.run_notebook("char_rnn", tmp_path / "out", {
-        "path": str(tmp_path / "data" / "nietzsche.txt"), "seq_len": 10, "epochs": 1, "batch_size": 32,
-        "n_hidden": 48})
-    assert results["val_loss"] < results["unigram_loss"]
+        "path": str(tmp_path / "data" / "nietzsche.txt"), "seq_len": 5, "epochs": 1, "batch_size": 16,
+        "n_hidden": 128})
+    assert results["val_loss"] < results["unigram_loss"] - 0.2, results
     assert len(results["sample"]) == len("ethics is a basic foundation of all that") + 320
     assert results["sample_chars_in_vocab"] and results["samples_during_training"] == 2
     assert (tmp_path / "data" / "char_rnn.h5").exists()
