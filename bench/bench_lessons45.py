@@ -47,13 +47,20 @@ def time_keras_epoch(model, x, y, batch_size):
     return time.perf_counter() - t0
 
 
-def time_torch_epoch(step, n, batch_size, seed=0):
+def time_torch_epoch(loss_of, opt, n, batch_size, seed=0):
+    """Seconds of one shuffled epoch of plain PyTorch steps (after a warm-up epoch): ``loss_of(idx)`` is the
+    loss of the examples ``idx`` (a tensor of row numbers), ``opt`` the optimizer that steps on it."""
+    import torch
+
     rng = np.random.RandomState(seed)
 
     def epoch():
         order = rng.permutation(n)
         for i in range(0, n, batch_size):
-            step(order[i:i + batch_size])
+            loss = loss_of(torch.from_numpy(order[i:i + batch_size]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
     epoch()
     t0 = time.perf_counter()
@@ -77,15 +84,11 @@ def bench_dot(n, n_users, n_movies, batch_size, n_factors=50):
     opt = torch.optim.Adam(list(ue.parameters()) + list(me.parameters()), lr=0.001, eps=1e-7)
     tu, tm, tr = torch.from_numpy(u), torch.from_numpy(m), torch.from_numpy(r)
 
-    def step(idx):
-        idx = torch.from_numpy(idx)
+    def loss_of(idx):
         pred = (ue(tu[idx]) * me(tm[idx])).sum(-1)
-        loss = torch.mean((pred - tr[idx]) ** 2) + 1e-4 * (ue.weight.pow(2).sum() + me.weight.pow(2).sum())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        return torch.mean((pred - tr[idx]) ** 2) + 1e-4 * (ue.weight.pow(2).sum() + me.weight.pow(2).sum())
 
-    baseline = n / time_torch_epoch(step, n, batch_size)
+    baseline = n / time_torch_epoch(loss_of, opt, n, batch_size)
     C.say(f"dot-product model, {n} ratings, {n_users} users x {n_movies} movies, batch {batch_size}: "
           f"ours {ours:.0f} ratings/s, plain torch {baseline:.0f} ratings/s")
     return ours, baseline
@@ -131,15 +134,10 @@ def bench_conv(n, seq_len, vocab_size, batch_size):
     opt = torch.optim.Adam(net.parameters(), lr=0.001, eps=1e-7)
     tx, ty = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y)
 
-    def step(idx):
-        idx = torch.from_numpy(idx)
-        p = net(tx[idx])
-        loss = torch.nn.functional.binary_cross_entropy(p, ty[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def loss_of(idx):
+        return torch.nn.functional.binary_cross_entropy(net(tx[idx]), ty[idx])
 
-    baseline = n / time_torch_epoch(step, n, batch_size)
+    baseline = n / time_torch_epoch(loss_of, opt, n, batch_size)
     C.say(f"conv sentiment model, {n} reviews of {seq_len} ids, batch {batch_size}: ours {ours:.0f} reviews/s, "
           f"plain torch {baseline:.0f} reviews/s")
     return ours, baseline
