@@ -159,6 +159,13 @@ def _copy_options(source, target, skip):
         target._add_action(action)
 
 
+def _trained_model_options(s):
+    """``DIR``, ``--sample`` and ``--weights``: which fine-tuned model a command uses (predict, export)."""
+    s.add_argument("dir")
+    s.add_argument("--sample", action="store_true", help="use the model trained with --sample")
+    s.add_argument("--weights", default=None, help="weights file (default: the last epoch's)")
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="dl1", description="The fast.ai 2017 part 1 toolkit: the main job, "
                                 "step by step (each subcommand has --help).")
@@ -260,9 +267,7 @@ def build_parser():
     s = sub.add_parser("predict", help="probabilities for DIR/test (and DIR/valid) under DIR/results",
                        description="Predict DIR/test with the last fine-tuned weights; saves "
                                    "results/test_preds.dat, results/filenames.dat and the same for valid/.")
-    s.add_argument("dir")
-    s.add_argument("--sample", action="store_true", help="use the model trained with --sample")
-    s.add_argument("--weights", default=None, help="weights file (default: the last epoch's)")
+    _trained_model_options(s)
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--no-valid", action="store_true", help="skip the validation predictions")
     s.add_argument("--tta", type=int, default=1, metavar="N",
@@ -311,9 +316,7 @@ def build_parser():
                        description="Write the last fine-tuned model as DIR/results/model.keras (or -o FILE): "
                                    "plain Keras layers only, preprocessing inside (raw RGB images in), class "
                                    "names in FILE.classes.json; keras.saving.load_model loads it without dl1.")
-    s.add_argument("dir")
-    s.add_argument("--sample", action="store_true", help="the model trained with --sample")
-    s.add_argument("--weights", default=None, help="weights file (default: the last epoch's)")
+    _trained_model_options(s)
     s.add_argument("-o", "--output", default=None, help="file to write (default DIR/results/model.keras)")
     s.set_defaults(func=cmd_export)
 
