@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from dl1.io.csvfile import read_csv_file
 from dl1.io.errors import DataError
 
 SIDE = 28
@@ -29,16 +30,9 @@ def read_digits_csv(csv_file, labelled=True):
     """
     import pandas as pd
 
-    csv_file = os.fspath(csv_file)
-    name = csv_file
-    if not os.path.isfile(csv_file):
-        raise DataError(f"{name}: file not found (Kaggle's digit-recognizer train.csv goes there)")
-    try:
-        df = pd.read_csv(csv_file)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{name}: the file is empty; want a header line label,pixel0..pixel783") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{name}: not a CSV file ({str(e).splitlines()[0]})") from None
+    name = os.fspath(csv_file)
+    df = read_csv_file(name, missing="file not found (Kaggle's digit-recognizer train.csv goes there)",
+                       empty="the file is empty; want a header line label,pixel0..pixel783")
     columns = [str(c).strip() for c in df.columns]
     df.columns = columns
     if labelled and "label" not in columns:

@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from dl1.io.csvfile import read_csv_file
 from dl1.io.errors import DataError
 
 __all__ = ["RATINGS_COLUMNS", "movie_names", "read_movies", "read_ratings", "remap_ids", "split_ratings",
@@ -24,14 +25,7 @@ def _csv(path, default_name, required, numeric=()):
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, default_name)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise DataError(f"{path}: not a readable CSV file ({str(e).splitlines()[0]})") from None
+    df = read_csv_file(path)
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)} (has {', '.join(map(str, df.columns))}; "
