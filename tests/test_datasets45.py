@@ -2,18 +2,17 @@
 resuming after a SIGKILL, checksums, and the atomic, verified unpack."""
 
 import hashlib
-import http.server
 import io
 import os
 import signal
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 
 import pytest
+import rangeserver
 
 from dl1.data.datasets import glove as glove_ds
 from dl1.data.datasets import imdb as imdb_ds
@@ -24,58 +23,12 @@ from dl1.io.unpack import UnpackError, unpack_archive
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-# ---- a local HTTP server that serves files from a folder, with Range and an optional throttle -------------
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        server = self.server
-        path = os.path.join(server.root, self.path.lstrip("/"))
-        server.requests.append((self.path, self.headers.get("Range")))
-        if not os.path.isfile(path):
-            self.send_error(404)
-            return
-        with open(path, "rb") as f:
-            data = f.read()
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes="):
-            start = int(rng[len("bytes="):].split("-")[0])
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        try:
-            for i in range(start, len(data), server.chunk):
-                self.wfile.write(data[i:i + server.chunk])
-                self.wfile.flush()
-                if server.delay:
-                    time.sleep(server.delay)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
 @pytest.fixture
 def server(tmp_path):
+    """A local HTTP server serving tmp_path/www (Range, optional throttle): tests/rangeserver.py."""
     root = tmp_path / "www"
     root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.root, httpd.requests, httpd.chunk, httpd.delay = str(root), [], 1 << 16, 0.0
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    yield from rangeserver.serve_folder(root)
 
 
 @pytest.fixture(autouse=True)

@@ -1,17 +1,16 @@
 """Lesson 6 and char-rnn: character data, the hand-written RNNs, stateful models, text generation, the
 Nietzsche download and stand-in, and both notebooks run end to end on the stand-in text."""
 
-import http.server
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import nbtools
 import numpy as np
 import pytest
+import rangeserver
 
 from dl1.data import chars as C
 from dl1.data.datasets import nietzsche
@@ -248,48 +247,18 @@ def test_sample_command_writes_the_standin(tmp_path):
     assert bigram < C.unigram_loss(tr, va, v.vocab_size) - 0.7
 
 
-class _Slow(http.server.BaseHTTPRequestHandler):
-    """Serves ``self.server.body`` in small slow chunks, honouring ``Range: bytes=N-``."""
-
-    def do_GET(self):  # noqa: N802
-        body = self.server.body
-        start = 0
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.split("=")[1].rstrip("-"))
-            self.server.ranges.append(start)
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
-        self.end_headers()
-        try:
-            for i in range(start, len(body), 32768):
-                self.wfile.write(body[i:i + 32768])
-                self.wfile.flush()
-                time.sleep(self.server.delay)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    srv.body = nietzsche.synthetic_text(nietzsche.N_CHARS, seed=9).encode()
-    srv.ranges, srv.delay = [], 0.2
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server(tmp_path):
+    """The synthetic text as www/nietzsche.txt on a local HTTP server, in slow 32 KB chunks (Range honoured)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "nietzsche.txt").write_bytes(nietzsche.synthetic_text(nietzsche.N_CHARS, seed=9).encode())
+    yield from rangeserver.serve_folder(root, chunk=32768, delay=0.2)
 
 
 def test_download_killed_midway_resumes(server, tmp_path, monkeypatch):
-    url = f"http://127.0.0.1:{server.server_address[1]}/nietzsche.txt"
+    url = server.url + "/nietzsche.txt"
+    body = (tmp_path / "www" / "nietzsche.txt").read_bytes()
     dest = tmp_path / "nietzsche"
     part = dest / "nietzsche.txt.part"
     code = ("import sys; from dl1.data.datasets import nietzsche; "
@@ -303,13 +272,13 @@ def test_download_killed_midway_resumes(server, tmp_path, monkeypatch):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     have = part.stat().st_size
-    assert 100_000 <= have < len(server.body) and not (dest / "nietzsche.txt").exists()
+    assert 100_000 <= have < len(body) and not (dest / "nietzsche.txt").exists()
     # a second run asks only for the rest and ends with the whole, verified file under the real name
     server.delay = 0
     monkeypatch.setenv("DL1_OFFLINE", "0")
     counts = nietzsche.download(str(dest), verbose=False, url=url)
-    assert server.ranges and server.ranges[-1] >= have
-    assert (dest / "nietzsche.txt").read_bytes() == server.body and not part.exists()
+    assert server.range_starts() and server.range_starts()[-1] >= have
+    assert (dest / "nietzsche.txt").read_bytes() == body and not part.exists()
     assert counts == {"nietzsche.txt": nietzsche.N_CHARS}
     # offline and already there: nothing to do
     monkeypatch.setenv("DL1_OFFLINE", "1")
@@ -317,10 +286,10 @@ def test_download_killed_midway_resumes(server, tmp_path, monkeypatch):
 
 
 def test_download_of_something_else_is_refused(server, tmp_path, monkeypatch):
-    server.body = b"<html><body>Access denied</body></html>" * 10
+    (tmp_path / "www" / "nietzsche.txt").write_bytes(b"<html><body>Access denied</body></html>" * 10)
     server.delay = 0
     monkeypatch.setenv("DL1_OFFLINE", "0")
-    url = f"http://127.0.0.1:{server.server_address[1]}/nietzsche.txt"
+    url = server.url + "/nietzsche.txt"
     from dl1.io.download import DownloadError
 
     with pytest.raises(DownloadError, match="characters where the course's text has 600901"):
