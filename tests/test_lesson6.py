@@ -285,16 +285,27 @@ def test_download_killed_midway_resumes(server, tmp_path, monkeypatch):
     assert nietzsche.download(str(dest), verbose=False, url=url) == counts
 
 
-def test_download_of_something_else_is_refused(server, tmp_path, monkeypatch):
-    (tmp_path / "www" / "nietzsche.txt").write_bytes(b"<html><body>Access denied</body></html>" * 10)
+def test_download_of_something_else_is_refused_and_the_next_source_tried(server, tmp_path, monkeypatch):
+    (tmp_path / "www" / "portal").mkdir()
+    (tmp_path / "www" / "portal" / "nietzsche.txt").write_bytes(b"<html><body>Access denied</body></html>" * 10)
+    (tmp_path / "www" / "short").mkdir()
+    (tmp_path / "www" / "short" / "nietzsche.txt").write_text("Thus spoke a short file. " * 100)
     server.delay = 0
     monkeypatch.setenv("DL1_OFFLINE", "0")
-    url = server.url + "/nietzsche.txt"
     from dl1.io.download import DownloadError
 
-    with pytest.raises(DownloadError, match="characters where the course's text has 600901"):
-        nietzsche.download(str(tmp_path), verbose=False, url=url)
-    assert not (tmp_path / "nietzsche.txt").exists() and (tmp_path / "nietzsche.txt.bad").exists()
+    dest = tmp_path / "out"
+    bad = [server.url + "/portal/nietzsche.txt", server.url + "/short/nietzsche.txt"]
+    with pytest.raises(DownloadError) as e:
+        nietzsche.download(str(dest), verbose=False, urls=bad)
+    assert str(e.value) == (f"cannot download nietzsche.txt from any of its 2 sources: {bad[0]}: wrong file (an HTML "
+                            f"page, not the file; kept as nietzsche.txt.bad) | {bad[1]}: wrong file (2500 characters "
+                            "where the course's text has 600901; kept as nietzsche.txt.bad); download it by hand and "
+                            f"save it as {dest / 'nietzsche.txt'}")
+    assert not (dest / "nietzsche.txt").exists() and (dest / "nietzsche.txt.bad").exists()
+    # with a good third source, the run goes on to it (a second run does not loop on the first)
+    counts = nietzsche.download(str(dest), verbose=False, urls=bad + [server.url + "/nietzsche.txt"])
+    assert counts == {"nietzsche.txt": nietzsche.N_CHARS}
 
 
 # ---- the notebooks --------------------------------------------------------------------------------------
