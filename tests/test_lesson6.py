@@ -95,6 +95,24 @@ def test_sample_temperature():
     assert cold.count(1) > 280 and hot.count(1) < 200 and 0 not in cold + hot
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: C.char_sequences(np.arange(50), 0), "seq_len must be at least 1, not 0"),
+    (lambda: C.char_sequences(np.arange(50), 8, stride=0), "stride must be at least 1, not 0"),
+    (lambda: C.char_sequences(np.arange(50), 2.5), "seq_len must be a whole number, not 2.5"),
+    (lambda: C.stateful_order(np.zeros((10, 8)), batch_size=0), "batch_size must be at least 1, not 0"),
+    (lambda: C.char_columns(np.arange(50), 0), "cs must be at least 1, not 0"),
+    (lambda: C.split_ids(np.arange(50), 1.0), "valid_fraction must be above 0 and below 1, not 1"),
+    (lambda: C.sample([0.5, 0.5], float("nan")), "temperature must be a finite number, not nan"),
+    (lambda: C.one_hot([1, 5], 3), "ids must be from 0 to vocab_size-1=2, found 1..5"),
+])
+def test_numeric_arguments_are_checked_in_one_line(call, message):
+    from dl1.io.errors import DL1Error
+
+    with pytest.raises(DL1Error) as e:
+        call()
+    assert str(e.value) == message
+
+
 @pytest.mark.parametrize("content, problem", [
     (b"", "empty"), (b"  \n\n", "empty"), (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" * 20, "not a plain-text file"),
     (b"short", "too short for seq_len=8"),
