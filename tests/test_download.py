@@ -3,6 +3,7 @@ cuts chunked transfers short (tests/rangeserver.py): a file is whole and verifie
 dropped transfers resume, a wrong file makes the next source be tried, and no run loops on one source."""
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -168,3 +169,13 @@ def test_offline_is_one_line_naming_where_to_put_the_file(tmp_path, monkeypatch)
         fetch_url("https://example.invalid/f.bin", tmp_path / "f.bin", verbose=False)
     assert str(e.value) == (f"f.bin is not here and DL1_OFFLINE is set: download https://example.invalid/f.bin "
                             f"and save it as {tmp_path / 'f.bin'}")
+
+
+def test_a_part_the_server_cannot_continue_is_started_again(server, tmp_path):
+    dest = tmp_path / "f.bin"
+    (tmp_path / "f.bin.part").write_bytes(b"x" * 400_000)  # longer than the file: from another version of it
+    (tmp_path / "f.bin.part.json").write_text(json.dumps({"url": server.url + "/a/f.bin"}))
+    fetch_url(server.url + "/a/f.bin", dest, verbose=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert [r for _, r in server.requests] == ["bytes=400000-", None]  # 416, then the whole file
+    assert _leftovers(tmp_path) == ["www"]

@@ -224,6 +224,8 @@ def _download(url, part, size, what, verbose, timeout, portable=False):
         if os.path.exists(part) and not portable:
             os.remove(part)  # bytes of another source, and nothing to verify the mix: start afresh
         state = {}
+    if size is not None and os.path.exists(part) and os.path.getsize(part) > size:
+        os.remove(part)  # longer than the file: not a part of it
     stalls = 0
     for attempt in range(MAX_ATTEMPTS):
         have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -244,7 +246,7 @@ def _download(url, part, size, what, verbose, timeout, portable=False):
         raise _WrongFile(f"{os.path.getsize(part)} bytes where the server announced {total}")
 
 
-def _open(url, have, state, timeout):
+def _open(url, part, have, state, timeout):
     headers = {"User-Agent": "dl1", "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
@@ -258,7 +260,8 @@ def _open(url, have, state, timeout):
             m = re.match(r"bytes \*/(\d+)", e.headers.get("Content-Range", "") if e.headers else "")
             if m and int(m.group(1)) == have:
                 return None  # the part is already whole
-            raise _WrongFile(f"the server refuses to resume at byte {have} (HTTP 416)") from None
+            os.remove(part)
+            raise _Dropped(f"the server cannot resume at byte {have} (HTTP 416); starting again") from None
         raise DownloadError(f"HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
         reason = getattr(e, "reason", e)
@@ -268,7 +271,7 @@ def _open(url, have, state, timeout):
 def _attempt(url, part, have, state, size, what, verbose, timeout):
     """One request: append what arrives to ``part``; returns the file's total size when the server said
     it (None when it did not). Raises ``_Dropped`` when fewer bytes came than announced."""
-    response = _open(url, have, state, timeout)
+    response = _open(url, part, have, state, timeout)
     if response is None:
         return have
     with response:
