@@ -142,7 +142,7 @@ def fetch(sources, dest, sha256=None, md5=None, size=None, what=None, verbose=Tr
         expect = (override.get("sha256"), override.get("md5"), None) if override else (sha256, md5, size)
         plan.append((url, expect))
     if os.path.exists(dest):
-        problems = [_problem(dest, *expect, check) for _, expect in plan]
+        problems = [_problem(dest, *expect, check) for expect in dict.fromkeys(e for _, e in plan)]
         if None in problems:
             return dest
         raise DownloadError(f"{dest} exists but is not the expected {what} ({problems[0]}); delete it to "
