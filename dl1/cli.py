@@ -72,7 +72,7 @@ def cmd_cache(args):
 
 
 def cmd_download(args):
-    counts = datasets.get(args.dataset).download(args.dir, verbose=not args.quiet)
+    counts = datasets.get(args.dataset).download(args.dir, verbose=not args.quiet, urls=args.url)
     _print_counts(args.dir, counts, unit="")
     return 0
 
@@ -327,6 +327,9 @@ def build_parser():
     s.add_argument("dataset", choices=datasets.names(), help="which data set")
     s.add_argument("dir", help="folder to put it in")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--url", action="append", default=None, metavar="URL",
+                   help="download from URL instead (repeat to try several in turn; URL#sha256=HEX verifies "
+                        "another file than the published one); mirrors for every file: DL1_DOWNLOAD_MIRROR")
     s.set_defaults(func=cmd_download)
 
     k = sub.add_parser("kaggle", help="Kaggle downloads (official kaggle CLI)",

@@ -763,7 +763,11 @@ write_user_data() {
 # that offer the type, in turn. Quota and capacity errors end in one line that says what to do.
 launch_instance() {
     local market_opts=() spot_label="" zone zones err code tried=""
+    # every resource the launch creates is tagged by the launch itself: iam-policy.json allows tagging only
+    # in the call that creates (ec2:CreateAction), so nothing can be tagged into the stack afterwards
+    local tags=("$(tagspec instance instance "$IDLE_STOP_MINUTES")" "$(tagspec volume disk)" "$(tagspec network-interface nic)")
     if [[ "$SPOT" == 1 ]]; then
+        tags+=("$(tagspec spot-instances-request spot-request)")
         market_opts=(--instance-market-options 'MarketType=spot,SpotOptions={SpotInstanceType=persistent,InstanceInterruptionBehavior=stop}')
         SPOT_USED=1
         spot_label=", spot"
@@ -780,7 +784,7 @@ launch_instance() {
             --block-device-mappings "DeviceName=$AMI_ROOT_DEVICE,Ebs={VolumeSize=$DISK_GB,VolumeType=gp3,DeleteOnTermination=true,Encrypted=true}" \
             --metadata-options HttpTokens=required,HttpEndpoint=enabled,InstanceMetadataTags=enabled \
             --user-data "file://$TMP_DIR/user-data.sh" \
-            --tag-specifications "$(tagspec instance instance "$IDLE_STOP_MINUTES")" "$(tagspec volume disk)" \
+            --tag-specifications "${tags[@]}" \
             "${market_opts[@]}" --query 'Instances[0].InstanceId'); then
             break
         fi
@@ -811,11 +815,10 @@ launch_instance() {
     fi
     INSTANCE_IDLE_TAG=$IDLE_STOP_MINUTES
     created instance "$INSTANCE_ID ($INSTANCE_TYPE$spot_label, $DISK_GB GB gp3, $SUBNET_AZ)"
-    if [[ "$SPOT_USED" == 1 ]]; then # record (and tag) the persistent request: it outlives its instance
+    if [[ "$SPOT_USED" == 1 ]]; then # record the persistent request (tagged at launch): it outlives its instance
         SPOT_REQUEST_ID=$(aws_try ec2 describe-instances --instance-ids "$INSTANCE_ID" \
             --query 'Reservations[0].Instances[0].SpotInstanceRequestId' || true)
         if [[ -n "$SPOT_REQUEST_ID" ]]; then
-            awsq ec2 create-tags --resources "$SPOT_REQUEST_ID" --tags "Key=$TAG_KEY,Value=$NAME" "Key=Name,Value=$NAME-spot-request" >/dev/null
             log "spot request $SPOT_REQUEST_ID (persistent; tagged, and cancelled by remove.sh)"
             save_state
         fi

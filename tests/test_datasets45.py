@@ -17,6 +17,7 @@ import rangeserver
 from dl1.data.datasets import glove as glove_ds
 from dl1.data.datasets import imdb as imdb_ds
 from dl1.data.datasets import movielens as movielens_ds
+from dl1.io import download as dl1_download
 from dl1.io.download import DownloadError
 from dl1.io.unpack import UnpackError, unpack_archive
 
@@ -34,6 +35,7 @@ def server(tmp_path):
 @pytest.fixture(autouse=True)
 def _online(monkeypatch):
     monkeypatch.delenv("DL1_OFFLINE", raising=False)
+    monkeypatch.delenv("DL1_DOWNLOAD_MIRROR", raising=False)
 
 
 def _sha256(path):
@@ -132,25 +134,54 @@ def test_unpack_killed_midway_reruns_cleanly(tmp_path):
 
 
 # ---- downloads ---------------------------------------------------------------------------------------------
-def test_movielens_download_from_local_server(server, tmp_path, monkeypatch):
+def _movielens_zip(tmp_path, server, n=2000):
     src = tmp_path / "ml"
-    movielens_ds.synthesize(str(src), n=2000)
-    with zipfile.ZipFile(os.path.join(server.root, "ml-latest-small.zip"), "w") as z:
+    movielens_ds.synthesize(str(src), n=n)
+    with zipfile.ZipFile(os.path.join(server.root, movielens_ds.FILENAME), "w") as z:
         for name in ("ratings.csv", "movies.csv"):
             z.write(src / name, f"ml-latest-small/{name}")
         z.writestr("ml-latest-small/README.txt", "MovieLens")
-    monkeypatch.setattr(movielens_ds, "URL", server.url + "/ml-latest-small.zip")
+    return src
+
+
+def test_movielens_download_from_a_mirror(server, tmp_path, monkeypatch):
+    src = _movielens_zip(tmp_path, server)
+    monkeypatch.setenv("DL1_DOWNLOAD_MIRROR", server.url)  # tried before files.grouplens.org
     dest = tmp_path / "ml-small"
     counts = movielens_ds.download(str(dest), verbose=False)
     assert counts == {"ratings.csv": 1, "movies.csv": 1, "README.txt": 1}
     assert (dest / "ratings.csv").read_bytes() == (src / "ratings.csv").read_bytes()
-    assert (dest / "ml-latest-small.zip").exists() and not list(dest.glob("*.part"))
+    assert (dest / "ml-latest-small.zip").exists() and not list(dest.glob("*.part*"))
     from dl1.data.ratings import read_ratings
 
     assert len(read_ratings(str(dest))) == (src / "ratings.csv").read_text().count("\n") - 1
     n = len(server.requests)
     movielens_ds.download(str(dest), verbose=False)  # there already: no second transfer
     assert len(server.requests) == n
+
+
+def test_a_half_movielens_zip_never_gets_its_real_name(server, tmp_path, capsys):
+    from dl1.cli import main
+
+    _movielens_zip(tmp_path, server, n=20000)
+    served = os.path.join(server.root, movielens_ds.FILENAME)
+    size = os.path.getsize(served)
+    url = server.url + "/" + movielens_ds.FILENAME
+    dest = tmp_path / "ml-small"
+    # a server that says the file ends half way (no checksum is published: only the zip itself can tell)
+    server.faults["/" + movielens_ds.FILENAME] = {"length": size // 2}
+    assert main(["download", "movielens", str(dest), "--url", url, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dl1: error: cannot download ml-latest-small.zip from {url}: wrong file (") and "\n" not in err
+    assert "File is not a zip file" in err or "cannot read" in err
+    assert not (dest / movielens_ds.FILENAME).exists() and not (dest / "ratings.csv").exists()
+    # a connection that drops half way: resumed in the same run, then unpacked
+    server.requests.clear()
+    server.faults["/" + movielens_ds.FILENAME] = {"drop_after": size // 2, "drops": 1}
+    assert main(["download", "movielens", str(dest), "--url", url, "--quiet"]) == 0
+    assert server.range_starts() == [size // 2]
+    assert (dest / movielens_ds.FILENAME).read_bytes() == open(served, "rb").read()
+    assert (dest / "ratings.csv").exists()
 
 
 def test_download_resumes_after_sigkill_and_never_shows_a_half_file(server, tmp_path):
@@ -160,11 +191,10 @@ def test_download_resumes_after_sigkill_and_never_shows_a_half_file(server, tmp_
     sha, size = _sha256(served), os.path.getsize(served)
     server.delay, server.chunk = 0.02, 1 << 15  # ~1.6 MB/s: the kill lands mid-transfer
     dest = tmp_path / "imdb"
-    code = ("import sys; import dl1.data.datasets.imdb as m; "
-            f"m.URL, m.SHA256, m.SIZE = {server.url + '/' + imdb_ds.FILENAME!r}, {sha!r}, {size}; "
-            "from dl1.cli import main; sys.exit(main(['download', 'imdb', sys.argv[1], '--quiet']))")
+    cmd = [sys.executable, "-m", "dl1", "download", "imdb", str(dest), "--quiet",
+           "--url", f"{server.url}/{imdb_ds.FILENAME}#sha256={sha}"]
     env = dict(os.environ, DL1_OFFLINE="0")
-    p = subprocess.Popen([sys.executable, "-c", code, str(dest)], cwd=ROOT, env=env)
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env)
     part = dest / (imdb_ds.FILENAME + ".part")
     deadline = time.time() + 30
     while time.time() < deadline and (not part.exists() or part.stat().st_size < 300_000):
@@ -176,7 +206,7 @@ def test_download_resumes_after_sigkill_and_never_shows_a_half_file(server, tmp_
     assert not (dest / "train").exists()
     have = part.stat().st_size
     server.delay = 0.0
-    rc = subprocess.run([sys.executable, "-c", code, str(dest)], cwd=ROOT, env=env, timeout=120).returncode
+    rc = subprocess.run(cmd, cwd=ROOT, env=env, timeout=120).returncode
     assert rc == 0
     assert any(r == f"bytes={have}-" for _, r in server.requests), server.requests  # resumed, not restarted
     assert _sha256(dest / imdb_ds.FILENAME) == sha and not part.exists()
@@ -187,28 +217,58 @@ def test_download_resumes_after_sigkill_and_never_shows_a_half_file(server, tmp_
 def test_checksum_mismatch_is_refused(server, tmp_path, monkeypatch):
     archive, _ = _imdb_archive(tmp_path)
     os.replace(archive, os.path.join(server.root, imdb_ds.FILENAME))
-    monkeypatch.setattr(imdb_ds, "URL", server.url + "/" + imdb_ds.FILENAME)
-    monkeypatch.setattr(imdb_ds, "SIZE", None)  # the real sha256 stays: our archive cannot match it
+    monkeypatch.setenv("DL1_DOWNLOAD_MIRROR", server.url)  # a mirror must serve the published file
     dest = tmp_path / "imdb"
     with pytest.raises(DownloadError) as e:
-        imdb_ds.download(str(dest), verbose=False)
+        imdb_ds.download(str(dest), verbose=False, urls=[server.url + "/" + imdb_ds.FILENAME])
     msg = str(e.value)
-    assert "checksum" in msg and "sha256" in msg and "\n" not in msg
-    assert not (dest / imdb_ds.FILENAME).exists() and (dest / (imdb_ds.FILENAME + ".bad")).exists()
-    assert not (dest / "train").exists()
+    assert f"wrong file (the server offers {os.path.getsize(os.path.join(server.root, imdb_ds.FILENAME))} bytes, " \
+           f"expected {imdb_ds.SIZE})" in msg and "\n" not in msg
+    assert not (dest / imdb_ds.FILENAME).exists() and not (dest / "train").exists()
 
 
-def test_glove_falls_back_to_its_next_source(server, tmp_path, monkeypatch):
+def test_glove_tries_its_next_source_when_one_serves_a_wrong_file(server, tmp_path):
     with zipfile.ZipFile(os.path.join(server.root, "glove.6B.zip"), "w") as z:
         z.writestr("glove.6B.50d.txt", "the 0.1 0.2 0.3\nof 0.4 0.5 0.6\n")
-    monkeypatch.setattr(glove_ds, "SOURCES", [server.url + "/gone/glove.6B.zip", server.url + "/glove.6B.zip"])
-    monkeypatch.setattr(glove_ds, "SIZE", os.path.getsize(os.path.join(server.root, "glove.6B.zip")))
+    sha = _sha256(os.path.join(server.root, "glove.6B.zip"))
+    (tmp_path / "www" / "portal").mkdir()
+    (tmp_path / "www" / "portal" / "glove.6B.zip").write_bytes(b"<html><body>Sign in</body></html>")
+    urls = [f"{server.url}/gone/glove.6B.zip#sha256={sha}", f"{server.url}/portal/glove.6B.zip#sha256={sha}",
+            f"{server.url}/glove.6B.zip#sha256={sha}"]
     dest = tmp_path / "glove"
-    assert glove_ds.download(str(dest), verbose=False) == {"glove.6B.50d.txt": 1}
+    assert glove_ds.download(str(dest), verbose=False, urls=urls) == {"glove.6B.50d.txt": 1}
+    assert [p for p, _ in server.requests] == ["/gone/glove.6B.zip", "/portal/glove.6B.zip", "/glove.6B.zip"]
+    assert (dest / "glove.6B.zip.bad").read_bytes().startswith(b"<html>")
     from dl1.data.glove import read_glove
 
     vecs, words, _ = read_glove(str(dest / "glove.6B.50d.txt"), dim=3)
     assert words == ["the", "of"] and vecs.shape == (2, 3)
+    assert len(glove_ds.SOURCES) == 3  # Stanford's server, its old address, the Hugging Face copy
+
+
+def test_glove_without_a_working_source_says_so_for_each_and_never_loops(server, tmp_path, monkeypatch):
+    (tmp_path / "www" / "glove.6B.zip").write_bytes(b"<html><body>Sign in</body></html>")
+    monkeypatch.setenv("DL1_DOWNLOAD_MIRROR", server.url)
+    monkeypatch.setattr(dl1_download, "_open", _only_local(dl1_download._open))
+    dest = tmp_path / "glove"
+    for _ in range(2):
+        with pytest.raises(DownloadError) as e:
+            glove_ds.download(str(dest), verbose=False)
+        msg = str(e.value)
+        assert msg.startswith("cannot download glove.6B.zip from any of its 4 sources: "
+                              f"{server.url}/glove.6B.zip: wrong file (") and "\n" not in msg
+        for url in glove_ds.SOURCES:
+            assert f"{url}: no network in this test" in msg
+    assert [p for p, _ in server.requests] == ["/glove.6B.zip"] * 2  # each run tried every source once
+
+
+def _only_local(real):
+    def _open(url, *args):
+        if not url.startswith("http://127.0.0.1"):
+            raise DownloadError("no network in this test")
+        return real(url, *args)
+
+    return _open
 
 
 def test_offline_download_is_refused_with_one_line(tmp_path, monkeypatch):

@@ -37,11 +37,44 @@ def test_reads_kaggle_format_pixels_in_row_order(tmp_path):
     assert images[2, 1, 0] == df.loc[2, "pixel28"] and images[3, 27, 27] == df.loc[3, "pixel783"]
 
 
-def test_sklearn_fallback_when_no_train_csv(tmp_path):
+def test_sklearn_fallback_when_no_train_csv_says_so(tmp_path, capsys):
     images, labels, source = load_digits(tmp_path)
     assert source == "sklearn" and images.shape == (1797, 28, 28) and images.dtype == np.float32
     assert 200 < images.max() <= 255 and images.min() == 0
     assert sorted(set(labels)) == list(range(10))
+    assert capsys.readouterr().err == (f"Warning: {tmp_path} holds no train.csv: scikit-learn's 1,797 8x8 digits "
+                                       f"enlarged, not MNIST (put Kaggle's train.csv there, or run dl1 download "
+                                       f"digits {tmp_path})\n")
+    assert load_digits()[2] == "sklearn"
+    assert capsys.readouterr().err.startswith("Warning: no path given: scikit-learn's 1,797 8x8 digits enlarged")
+
+
+def test_a_given_path_never_falls_back_to_other_digits(tmp_path):
+    with pytest.raises(DataError) as e:
+        load_digits(tmp_path / "mnsit")  # mistyped
+    assert str(e.value) == (f"{tmp_path / 'mnsit'}: no such file or folder (want Kaggle's digit-recognizer "
+                            "train.csv or its folder; load_digits() without a path uses scikit-learn's digits)")
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    with pytest.raises(DataError, match="notes.txt: no 'label' column"):
+        load_digits(tmp_path / "notes.txt")
+    # Kaggle's train.csv.zip (and .gz) is read as it is, given or found in the folder
+    df = _frame(6, seed=2)
+    df.to_csv(tmp_path / "train.csv.zip", index=False)
+    images, labels, source = load_digits(tmp_path / "train.csv.zip")
+    assert source == "csv" and images.shape == (6, 28, 28) and labels.tolist() == df["label"].tolist()
+    assert load_digits(tmp_path)[2] == "csv"
+
+
+def test_pixel_columns_in_another_order_are_read_by_name(tmp_path):
+    df = _frame(3, seed=1)
+    shuffled = df[["label"] + PIXEL_COLUMNS[::-1]]
+    images, labels = read_digits_csv(_csv(tmp_path / "train.csv", shuffled))
+    np.testing.assert_array_equal(images.reshape(3, -1), df[PIXEL_COLUMNS].to_numpy())
+    trailing = tmp_path / "trailing.csv"  # data rows that end in a comma do not shift the columns
+    trailing.write_text(df.to_csv(index=False).replace("\n", ",\n").replace(",\n", "\n", 1))
+    images2, labels2 = read_digits_csv(trailing)
+    np.testing.assert_array_equal(images2, images)
+    np.testing.assert_array_equal(labels2, labels)
 
 
 def test_write_read_round_trip_and_resize(tmp_path):
@@ -59,8 +92,11 @@ def test_write_read_round_trip_and_resize(tmp_path):
     (lambda df: df.drop(columns="label"), "no 'label' column"),
     (lambda df: df.drop(columns=["pixel783", "pixel782"]), "782 pixel columns, want 784"),
     (lambda df: df.assign(pixel5=["x"] * len(df)), "column pixel5 holds values that are not numbers"),
-    (lambda df: df.assign(label=[3, 12, 1, 0, 2]), "row 3 has label '12', want a digit 0-9"),
-    (lambda df: df.assign(pixel0=[0, 0, 0, 300, 0]), "row 5 has pixel values outside 0-255"),
+    (lambda df: df.assign(label=[3, 12, 1, 0, 2]), "line 3 has label '12', want a digit 0-9"),
+    (lambda df: df.assign(label=[3, 1.7, 1, 0, 2]), "line 3 has label '1.7', want a digit 0-9"),
+    (lambda df: df.assign(pixel0=[0, 0, 0, 300, 0]), "line 5 has pixel values outside 0-255"),
+    (lambda df: df.assign(pixel9=[0, 0.5, 0, 0, 0]), "line 3 has pixel values that are not whole numbers"),
+    (lambda df: df.rename(columns={"pixel9": "px9"}), "column 'px9' is not one of pixel0..pixel783"),
     (lambda df: df.iloc[:0], "no rows after the header"),
 ])
 def test_bad_csv_is_one_line_naming_the_file(tmp_path, change, message):
@@ -75,7 +111,7 @@ def test_empty_and_missing_files(tmp_path):
     (tmp_path / "train.csv").write_text("")
     with pytest.raises(DataError, match="train.csv: the file is empty"):
         load_digits(tmp_path)
-    with pytest.raises(DataError, match="nope.csv: file not found"):
+    with pytest.raises(DataError, match="nope.csv: no such file or folder"):
         load_digits(tmp_path / "nope.csv")
 
 
@@ -98,7 +134,6 @@ def test_digits_dataset_is_registered_and_synthesizes_kaggle_format(tmp_path, ca
 
 def test_digits_download_converts_mnist_npz_to_kaggle_csvs(tmp_path, monkeypatch):
     """The download path against a local server holding a small mnist.npz (checksummed, then converted)."""
-    from dl1.data.datasets import digits as ds
 
     rng = np.random.default_rng(0)
     buf = io.BytesIO()
@@ -120,9 +155,8 @@ def test_digits_download_converts_mnist_npz_to_kaggle_csvs(tmp_path, monkeypatch
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         monkeypatch.setenv("DL1_OFFLINE", "0")
-        monkeypatch.setattr(ds, "MNIST_URL", f"http://127.0.0.1:{server.server_port}/mnist.npz")
-        monkeypatch.setattr(ds, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
-        counts = datasets.get("digits").download(str(tmp_path), verbose=False)
+        url = f"http://127.0.0.1:{server.server_port}/mnist.npz#sha256={hashlib.sha256(payload).hexdigest()}"
+        counts = datasets.get("digits").download(str(tmp_path), verbose=False, urls=[url])
     finally:
         server.shutdown()
     assert counts == {"train.csv": 12, "test.csv": 5}

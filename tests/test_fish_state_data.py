@@ -69,6 +69,43 @@ def test_bad_annotations_are_one_line_each(tmp_path, warnings):
     assert load_annotations(str(tmp_path / "nowhere")) == {}
 
 
+def test_annotation_entries_without_a_usable_box_are_named_by_line(tmp_path, warnings):
+    d = tmp_path / "annos"
+    d.mkdir()
+    (d / "alb_labels.json").write_text(
+        '[\n'
+        '  {"filename": "img_1.jpg", "annotations": [{"x": 1, "y": 1, "width": 5, "height": 5}]},\n'
+        '  {"filename": "img_2.jpg", "annotations": [{"x": 1, "y": 1, "width": -5, "height": 5}]},\n'
+        '  {"annotations": []},\n'
+        '  {"filename": "img_4.jpg",\n'
+        '   "annotations": [{"x": "NaN", "y": 1, "width": 5, "height": 5}, {"x": true, "y": 1, "width": 5, "height": 5}]}\n'
+        ']\n')
+    bb = load_annotations(str(d))
+    assert list(bb) == ["img_1.jpg"]
+    assert [r.getMessage() for r in warnings.records] == [
+        f"{d / 'alb_labels.json'}: 3 entr(y/ies) without a usable box (need x, y, width, height > 0): "
+        "img_2.jpg (line 3), line 4, img_4.jpg (line 5)"]
+    from dl1.io.errors import DL1Error
+
+    with pytest.raises(DL1Error, match="target must be at least 1, not 0"):
+        convert_bb(bb["img_1.jpg"], (10, 10), (0, 224))
+    with pytest.raises(DL1Error, match="size must be above 0, not 0"):
+        convert_bb(bb["img_1.jpg"], (0, 10))
+
+
+def test_group_file_rows_without_a_group_or_with_extra_fields_are_named_by_line(tmp_path, warnings):
+    from dl1.data.prepare import read_groups
+
+    path = tmp_path / "drivers.csv"
+    path.write_text("subject,classname,img\np001,c0,img_1.jpg\n,c0,img_2.jpg\np002,c1,img_3.jpg,extra\n"
+                    "p003,c0,img_1.jpg\n\np004,c1,img_5.jpg\n")
+    assert read_groups(str(path), "subject") == {"img_1.jpg": "p001", "img_5.jpg": "p004"}
+    assert [r.getMessage() for r in warnings.records] == [
+        f"{path}: 1 row(s) without an image name or a subject, ignored: line 3",
+        f"{path}: 1 row(s) with more fields than the header, ignored: line 4",
+        f"{path}: 1 image(s) listed again with another subject, the first kept: img_1.jpg (line 5)"]
+
+
 def _drivers(path):
     with open(path / "driver_imgs_list.csv") as f:
         return {r["img"]: r["subject"] for r in csv.DictReader(f)}

@@ -95,6 +95,24 @@ def test_sample_temperature():
     assert cold.count(1) > 280 and hot.count(1) < 200 and 0 not in cold + hot
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda: C.char_sequences(np.arange(50), 0), "seq_len must be at least 1, not 0"),
+    (lambda: C.char_sequences(np.arange(50), 8, stride=0), "stride must be at least 1, not 0"),
+    (lambda: C.char_sequences(np.arange(50), 2.5), "seq_len must be a whole number, not 2.5"),
+    (lambda: C.stateful_order(np.zeros((10, 8)), batch_size=0), "batch_size must be at least 1, not 0"),
+    (lambda: C.char_columns(np.arange(50), 0), "cs must be at least 1, not 0"),
+    (lambda: C.split_ids(np.arange(50), 1.0), "valid_fraction must be above 0 and below 1, not 1"),
+    (lambda: C.sample([0.5, 0.5], float("nan")), "temperature must be a finite number, not nan"),
+    (lambda: C.one_hot([1, 5], 3), "ids must be from 0 to vocab_size-1=2, found 1..5"),
+])
+def test_numeric_arguments_are_checked_in_one_line(call, message):
+    from dl1.io.errors import DL1Error
+
+    with pytest.raises(DL1Error) as e:
+        call()
+    assert str(e.value) == message
+
+
 @pytest.mark.parametrize("content, problem", [
     (b"", "empty"), (b"  \n\n", "empty"), (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" * 20, "not a plain-text file"),
     (b"short", "too short for seq_len=8"),
@@ -285,16 +303,27 @@ def test_download_killed_midway_resumes(server, tmp_path, monkeypatch):
     assert nietzsche.download(str(dest), verbose=False, url=url) == counts
 
 
-def test_download_of_something_else_is_refused(server, tmp_path, monkeypatch):
-    (tmp_path / "www" / "nietzsche.txt").write_bytes(b"<html><body>Access denied</body></html>" * 10)
+def test_download_of_something_else_is_refused_and_the_next_source_tried(server, tmp_path, monkeypatch):
+    (tmp_path / "www" / "portal").mkdir()
+    (tmp_path / "www" / "portal" / "nietzsche.txt").write_bytes(b"<html><body>Access denied</body></html>" * 10)
+    (tmp_path / "www" / "short").mkdir()
+    (tmp_path / "www" / "short" / "nietzsche.txt").write_text("Thus spoke a short file. " * 100)
     server.delay = 0
     monkeypatch.setenv("DL1_OFFLINE", "0")
-    url = server.url + "/nietzsche.txt"
     from dl1.io.download import DownloadError
 
-    with pytest.raises(DownloadError, match="characters where the course's text has 600901"):
-        nietzsche.download(str(tmp_path), verbose=False, url=url)
-    assert not (tmp_path / "nietzsche.txt").exists() and (tmp_path / "nietzsche.txt.bad").exists()
+    dest = tmp_path / "out"
+    bad = [server.url + "/portal/nietzsche.txt", server.url + "/short/nietzsche.txt"]
+    with pytest.raises(DownloadError) as e:
+        nietzsche.download(str(dest), verbose=False, urls=bad)
+    assert str(e.value) == (f"cannot download nietzsche.txt from any of its 2 sources: {bad[0]}: wrong file (an HTML "
+                            f"page, not the file; kept as nietzsche.txt.bad) | {bad[1]}: wrong file (2500 characters "
+                            "where the course's text has 600901; kept as nietzsche.txt.bad); download it by hand and "
+                            f"save it as {dest / 'nietzsche.txt'}")
+    assert not (dest / "nietzsche.txt").exists() and (dest / "nietzsche.txt.bad").exists()
+    # with a good third source, the run goes on to it (a second run does not loop on the first)
+    counts = nietzsche.download(str(dest), verbose=False, urls=bad + [server.url + "/nietzsche.txt"])
+    assert counts == {"nietzsche.txt": nietzsche.N_CHARS}
 
 
 # ---- the notebooks --------------------------------------------------------------------------------------

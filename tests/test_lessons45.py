@@ -14,7 +14,7 @@ from dl1.data.datasets import movielens as movielens_ds
 from dl1.data.glove import embedding_matrix, load_glove, read_glove, save_glove
 from dl1.data.ratings import read_movies, read_ratings, remap_ids, split_ratings, top_ids
 from dl1.data.text import Tokenizer, pad_sequences, read_imdb, text_to_word_sequence
-from dl1.io.errors import DataError
+from dl1.io.errors import DataError, DL1Error
 
 NOTEBOOKS = {"lesson4": ("path", "n_factors", "epochs", "batch_size"),
              "lesson5": ("path", "glove", "vocab_size", "seq_len", "epochs", "batch_size"),
@@ -65,17 +65,43 @@ def test_ratings_remap_and_split(ml):
 
 
 @pytest.mark.parametrize("content, problem", [
-    ("userId,movieId,timestamp\n1,2,3\n", "missing column(s) rating"),
-    ("userId,movieId,rating,timestamp\n1,2,4.0,3\n1,3,good,4\n", "non-numeric rating 'good' on line 3"),
-    ("", "empty"),
-    ("userId,movieId,rating\n", "no rows"),
+    ("userId,movieId,timestamp\n1,2,3\n", ": missing column rating (has userId, movieId, timestamp; expected "
+                                          "userId,movieId,rating)"),
+    ("userId,movieId,rating,timestamp\n1,2,4.0,3\n1,3,good,4\n", " line 3: rating 'good' is not a number"),
+    ("userId,movieId,rating,timestamp\n1,2,-7,3\n1,3,4,4\n1,4,99,5\n", " line 2: rating '-7' is outside 0.5-5 "
+                                                                      "(and 1 more: line 4)"),
+    ("userId,movieId,rating,timestamp\n1,2,inf,3\n1,3,nan,4\n", " line 2: rating 'inf' is not a number "
+                                                                 "(and 1 more: line 3)"),
+    ("userId,movieId,rating,timestamp\n1.7,2,4,3\n", " line 2: userId '1.7' is not a whole number (an id)"),
+    ("userId,movieId,rating,timestamp\n-1,2,4,3\n", " line 2: userId '-1' is outside 0-9.22337e+18"),
+    ("userId,movieId,rating,timestamp\n99999999999999999999,2,4,3\n",
+     " line 2: userId '99999999999999999999' is too large (more than 2**63)"),
+    ("userId,movieId,rating,timestamp\n1,2,4,3,7\n", ": more fields than the header's 4 on line 2"),
+    ("userId,movieId,rating,rating\n1,2,4,3\n", ": the header names a column twice (rating)"),
+    ("", ": the file is empty"),
+    ("userId,movieId,rating\n", ": the file has a header but no rows"),
 ])
 def test_bad_ratings_file_is_one_line_naming_it(tmp_path, content, problem):
     path = tmp_path / "ratings.csv"
     path.write_text(content)
     with pytest.raises(DataError) as e:
         read_ratings(str(path))
-    assert str(path) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value) == f"{path}{problem}"
+
+
+def test_ratings_rows_ending_in_a_comma_and_large_ids_are_read_as_meant(tmp_path):
+    path = tmp_path / "ratings.csv"
+    big = 2**53
+    path.write_text(f"userId,movieId,rating,timestamp\n{big + 1},7,4.5,964982703,\n\n{big},8,0.5,964981247,\n")
+    ratings = read_ratings(str(path))
+    assert ratings.to_dict("list") == {"userId": [big + 1, big], "movieId": [7, 8], "rating": [4.5, 0.5],
+                                       "timestamp": [964982703, 964981247]}
+    assert remap_ids(ratings)[0].userId.tolist() == [0, 1]  # two users, not one
+    assert read_ratings(str(path), rating_range=(0, 10)).rating.tolist() == [4.5, 0.5]
+    with pytest.raises(DataError, match=r"rating_range must be \(low, high\) with low < high, not \(5, 1\)"):
+        read_ratings(str(path), rating_range=(5, 1))
+    with pytest.raises(DataError, match="valid_fraction must be between 0 and 1, not 0"):
+        split_ratings(ratings, 0)
 
 
 # ---- text --------------------------------------------------------------------------------------------------
@@ -113,30 +139,50 @@ def test_read_imdb_order_and_labels(imdb):
     assert texts[0] == (imdb / "train" / "pos" / first).read_text()
 
 
-@pytest.mark.parametrize("case", ["no_neg", "empty", "binary", "latin1"])
-def test_bad_imdb_folder_is_one_line_naming_the_file(tmp_path, case):
+def test_a_folder_without_neg_is_one_line(tmp_path):
+    (tmp_path / "imdb" / "train" / "pos").mkdir(parents=True)
+    with pytest.raises(DataError) as e:
+        read_imdb(str(tmp_path / "imdb"), "train")
+    root = tmp_path / "imdb" / "train"
+    assert str(e.value) == f"{root}: no neg folder (expected train/pos and train/neg)"
+
+
+def test_latin1_empty_and_binary_reviews_are_named_and_the_rest_is_read(tmp_path, capsys):
     root = tmp_path / "imdb"
     for label in ("pos", "neg"):
         (root / "train" / label).mkdir(parents=True)
         (root / "train" / label / "0_8.txt").write_text("a fine review")
-    bad = root / "train" / "neg" / "1_2.txt"
-    if case == "no_neg":
-        for f in (root / "train" / "neg").iterdir():
-            f.unlink()
-        (root / "train" / "neg").rmdir()
-        bad, problem = root / "train", "no neg folder"
-    elif case == "empty":
-        bad.write_text("  \n")
-        problem = "empty review"
-    elif case == "binary":
-        bad.write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
-        problem = "binary"
-    else:
-        bad.write_bytes("caf\xe9".encode("latin-1"))
-        problem = "not UTF-8"
-    with pytest.raises(DataError) as e:
+    neg = root / "train" / "neg"
+    (neg / "1_2.txt").write_bytes("un caf\xe9 tr\xe8s fade".encode("latin-1"))
+    (neg / "2_2.txt").write_text("  \n")
+    (neg / "3_1.txt").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    texts, labels = read_imdb(str(root), "train")
+    assert texts == ["a fine review", "a fine review", "un café très fade"] and labels.tolist() == [1, 0, 0]
+    assert capsys.readouterr().err.splitlines() == [
+        f"Warning: {neg}: 1 review(s) not in UTF-8, read as Latin-1: 1_2.txt (byte 6)",
+        f"Warning: {neg}: 2 file(s) left out: 2_2.txt (empty), 3_1.txt (binary)"]
+    for f in ("0_8.txt", "1_2.txt"):
+        os.remove(neg / f)
+    with pytest.raises(DataError, match=r"no readable review in this folder \(2_2.txt \(empty\), 3_1.txt"):
         read_imdb(str(root), "train")
-    assert str(bad) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("split", ["../x", "..", "/etc", "train/../../x", ""])
+def test_split_cannot_leave_the_data_folder(imdb, split):
+    with pytest.raises(DL1Error) as e:
+        read_imdb(str(imdb), split)
+    assert str(e.value) == f"split must be the name of a folder inside the data folder, not {split!r}"
+
+
+def test_text_functions_check_their_numbers():
+    with pytest.raises(DL1Error, match="^maxlen must be at least 0, not -1$"):
+        pad_sequences([[1, 2]], maxlen=-1)
+    with pytest.raises(DL1Error, match="^num_words must be at least 1, not 0$"):
+        Tokenizer(num_words=0)
+    from dl1.data.text import limit_vocab
+
+    with pytest.raises(DL1Error, match="^vocab_size must be a whole number, not 'x'$"):
+        limit_vocab([[1]], "x")
 
 
 # ---- GloVe -------------------------------------------------------------------------------------------------
@@ -164,6 +210,47 @@ def test_glove_loading_puts_known_vectors_at_the_right_rows(glove, tmp_path):
     assert w2 == words and i2 == wordidx
 
 
+def test_saved_glove_files_are_json_never_a_pickle(tmp_path, capsys):
+    import json
+    import pickle
+
+    vecs = np.arange(6, dtype=np.float32).reshape(3, 2)
+    loc = str(tmp_path / "g")
+    save_glove(loc, vecs, ["a", "b", "c"])
+    assert json.loads(open(loc + "_idx.pkl").read()) == {"format": "dl1-glove-index", "version": 1, "rows": 3,
+                                                         "index": {"a": 0, "b": 1, "c": 2}}
+    rebuild = f"write them again with save_glove({loc!r}, *read_glove(GLOVE_TEXT_FILE))"
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    # a replaced index that would run code: not loaded, the index is rebuilt from the words
+    open(loc + "_idx.pkl", "wb").write(pickle.dumps(Boom()))
+    _, words, idx = load_glove(loc)
+    assert idx == {"a": 0, "b": 1, "c": 2} and not (tmp_path / "pwned").exists()
+    assert capsys.readouterr().err == (f"Warning: {loc}_idx.pkl: a pickle (the 2017 format), which dl1 does not load "
+                                       "because a pickle runs code when loaded; rebuilt from g_words.pkl\n")
+    open(loc + "_idx.pkl", "w").write('{"format": "dl1-glove-index", "version": 1, "index": {"a": 7}}')
+    assert load_glove(loc)[2] == {"a": 0, "b": 1, "c": 2}
+    assert "maps 'a' to 7, not a row of the 3 vectors; rebuilt" in capsys.readouterr().err
+    # damaged words: one line and the way out
+    open(loc + "_words.pkl", "wb").write(pickle.dumps(["a", "b", "c"]))
+    with pytest.raises(DataError) as e:
+        load_glove(loc)
+    assert str(e.value) == (f"{loc}_words.pkl: a pickle (the 2017 format), which dl1 does not load because a "
+                            f"pickle runs code when loaded; {rebuild}")
+    open(loc + "_words.pkl", "w").write('{"format": "dl1-glove-words", "version": 1, "words": ["a"]}')
+    with pytest.raises(DataError, match="g_words.pkl: 1 words for 3 vectors; write them again"):
+        load_glove(loc)
+    open(loc + "_words.pkl", "w").write('{"format": "dl1-glove-words", "version": 2, "words": []}')
+    with pytest.raises(DataError, match="g_words.pkl: format version 2, this dl1 reads version 1"):
+        load_glove(loc)
+    open(loc + "_words.pkl", "w").write('["a", "b"')
+    with pytest.raises(DataError, match="g_words.pkl: damaged"):
+        load_glove(loc)
+
+
 def test_synthetic_glove_puts_related_words_near(glove):
     vecs, words, wordidx = read_glove(str(glove))
     unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -178,7 +265,9 @@ def test_synthetic_glove_puts_related_words_near(glove):
 @pytest.mark.parametrize("content, dim, problem", [
     ("the 0.1 0.2 0.3\nof 0.4 0.5\n", None, "line 2: 2 numbers after the word, expected 3 (ragged rows)"),
     ("the 0.1 0.2 0.3\nof 0.4 0.5 0.6\n", 50, "line 1: 3 numbers after the word, expected 50"),
-    ("the 0.1 x 0.3\n", None, "not a number"),
+    ("the 0.1 x 0.3\n", None, "line 1 ('the'): 'x' is not a number"),
+    ("the 0.1 0.2\n\nof nan 0.5\nand 0.1 inf\n", None, "line 3 ('of'): NaN or infinity in the vector (2 such "
+                                                       "lines: 3, 4)"),
     ("", None, "no word vectors"),
 ])
 def test_bad_glove_file_is_one_line_naming_it(tmp_path, content, dim, problem):
@@ -187,6 +276,17 @@ def test_bad_glove_file_is_one_line_naming_it(tmp_path, content, dim, problem):
     with pytest.raises(DataError) as e:
         read_glove(str(path), dim=dim)
     assert str(path) in str(e.value) and problem in str(e.value) and "\n" not in str(e.value)
+
+
+def test_glove_byte_order_mark_and_repeated_words(tmp_path, capsys):
+    path = tmp_path / "g.txt"
+    path.write_bytes("\ufeffthe 1 2\nof 3 4\nthe 5 6\n".encode("utf-8"))
+    vecs, words, wordidx = read_glove(str(path))
+    assert words == ["the", "of"] and wordidx == {"the": 0, "of": 1} and vecs.tolist() == [[1, 2], [3, 4]]
+    assert capsys.readouterr().err == (f"Warning: {path}: 1 word(s) listed again, the first vector kept: 'the' on "
+                                       "line 3 (first on line 1)\n")
+    with pytest.raises(DL1Error, match="^dim must be at least 1, not 0$"):
+        read_glove(str(path), dim=0)
 
 
 # ---- the notebooks -----------------------------------------------------------------------------------------

@@ -99,3 +99,89 @@ def test_log_loss_and_the_clip_that_minimises_it():
     assert 0.8 <= best <= 0.95  # 20% confident mistakes want a conservative clip
     clean = np.stack([1 - np.where(y == 1, 0.99, 0.01), np.where(y == 1, 0.99, 0.01)], axis=1)
     assert best_clip(y, clean)[0] >= 0.99  # an accurate model wants little clipping
+
+
+# ---- dl1 validate: what Kaggle's sample submission accepts, and nothing else --------------------------------
+def _validate(tmp_path, capsys, content, ids=(1, 2, 3), gz=False, name="sub.csv"):
+    import gzip
+
+    from dl1.cli import main
+
+    test = tmp_path / "test"
+    if not test.exists():
+        _test_dir(tmp_path, ids)
+    path = tmp_path / name
+    data = content.encode() if isinstance(content, str) else content
+    path.write_bytes(gzip.compress(data) if gz else data)
+    rc = main(["validate", str(path), "--test", str(test)])
+    out = capsys.readouterr()
+    return rc, (out.out + out.err).strip(), path
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("id,label\n1,0.5\n1.7,0.5\n3,0.5\n", " line 3: id '1.7' is not a whole number (the ids are the test images' "
+                                          "numbers)"),
+    ("ID,probability\n1,0.5\n2,0.5\n3,0.5\n", ": header ID,probability, expected id,label (the sample submission "
+                                              "of Dogs vs Cats Redux)"),
+    ("id,label\n1,True\n2,False\n3,0.5\n", " line 2: non-numeric value 'True' in label (id 1); want a probability "
+                                           "from 0 to 1"),
+    ("id,label\n1,0.5\n,0.5\n3,0.5\n", " line 3: empty id"),
+    ("id,label\n1,0.5\n2,0." + "1" * 400 + "e400\n3,0.5\n", " line 3: value outside [0, 1] in label (id 2: a number "
+                                                            "of 406 characters)"),
+    ("id,label\n1,0.5\n" + "9" * 400 + ",0.5\n3,0.5\n", " line 3: id of 400 digits, not an image number"),
+    ("id,label\n1,0.5\n2,inf\n3,0.5\n", " line 3: value outside [0, 1] in label (id 2: inf)"),
+    ("id,label\n1,0.5\n2,0.5,0.1\n3,0.5\n", " line 3: 3 values, the header has 2 columns"),
+    ("id,label\n1,0.5\n 2,0.5\n3,0.5\n", " line 3: id ' 2' has spaces around it"),
+    ("id,label\n1,0.5\n2,0.5\n2,0.5\n", " line 4: duplicate id 2 (first on line 3; 1 duplicates)"),
+    ("id,label,label\n1,0.5,0.5\n", ": the header has an empty or repeated column name (id,label,label)"),
+    (b"id,label\n1,0.5\n2,\xff\n", " is not a readable CSV file (not UTF-8 text: byte 17)"),
+])
+def test_dl1_validate_refuses_what_kaggle_refuses_with_exit_1(tmp_path, capsys, content, reason):
+    rc, out, path = _validate(tmp_path, capsys, content)
+    assert rc == 1 and out == f"INVALID: {path}{reason}"
+
+
+def test_dl1_validate_on_damaged_gzip_and_zip_data(tmp_path, capsys):
+    import gzip
+
+    good = gzip.compress(b"id,label\n1,0.5\n2,0.5\n3,0.5\n")
+    rc, out, path = _validate(tmp_path, capsys, good[:-12] + b"\0" * 12, name="sub.csv.gz")
+    assert rc == 1 and out.startswith(f"INVALID: {path}: damaged gzip data (") and out.endswith("write the file again")
+    rc, out, path = _validate(tmp_path, capsys, b"PK\x03\x04 not really a zip", name="sub.zip")
+    assert rc == 1 and out.startswith(f"INVALID: {path}: damaged zip data (")
+    rc, out, path = _validate(tmp_path, capsys, "id,label\n1,0.5\n2,0.5\n3,0.5\n", gz=True, name="ok.csv.gz")
+    assert rc == 0 and out == f"OK: {path} has 3 rows, columns id, label against {tmp_path / 'test'}"
+
+
+def test_the_header_comes_from_the_competition(tmp_path, capsys):
+    # a sample_submission.csv beside the test folder is the authority
+    (tmp_path / "sample_submission.csv").write_text("img,c0,c1\nimg_1.jpg,0.5,0.5\n")
+    folder = tmp_path / "test" / "unknown"
+    folder.mkdir(parents=True)
+    for n in ("img_1.jpg", "img_2.jpg"):
+        (folder / n).write_bytes(b"x")
+    rc, out, path = _validate(tmp_path, capsys, "image,c0,c1\nimg_1.jpg,0.5,0.5\nimg_2.jpg,0.1,0.9\n")
+    assert rc == 1 and out == (f"INVALID: {path}: header image,c0,c1, expected img,c0,c1 (the header of "
+                               f"{tmp_path / 'sample_submission.csv'})")
+    assert _validate(tmp_path, capsys, "img,c0,c1\nimg_1.jpg,0.5,0.5\nimg_2.jpg,0.1,0.9\n")[0] == 0
+    # else the competition dl1 kaggle download remembered; a damaged memory is no competition, not a crash
+    other = tmp_path / "other"
+    other.mkdir()
+    _test_dir(other, [1, 2])
+    (other / ".dl1-kaggle.json").write_text('{"competition": "state-farm-distracted-driver-detection"}')
+    rc, out, path = _validate(other, capsys, "id,label\n1,0.5\n2,0.5\n")
+    assert rc == 1 and out.endswith("header id,label, expected img,c0,c1,c2,c3,c4,c5,c6,c7,c8,c9 (the sample "
+                                    "submission of state-farm-distracted-driver-detection)")
+    (other / ".dl1-kaggle.json").write_text("[1, 2]")
+    assert _validate(other, capsys, "id,label\n1,0.5\n2,0.5\n")[0] == 0
+
+
+def test_a_written_submission_validates_from_its_frame_and_its_file(tmp_path):
+    test = _test_dir(tmp_path, [1, 2])
+    df = pd.DataFrame({"id": [1, 2], "label": [0.5, True]})
+    with pytest.raises(SubmissionError, match="line 3: non-numeric value 'True' in label"):
+        write_submission(df, tmp_path / "s.csv", expected=test)
+    df = pd.DataFrame({"id": [1, 2], "label": [0.5, np.inf]})
+    with pytest.raises(SubmissionError, match=r"line 3: value outside \[0, 1\] in label \(id 2: inf\)"):
+        write_submission(df, tmp_path / "s.csv", expected=test)
+    assert not (tmp_path / "s.csv").exists()

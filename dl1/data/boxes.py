@@ -5,8 +5,9 @@ The annotations (``annos/<class>_labels.json``) are a JSON list of images, each
 image's pixels. ``load_annotations`` keeps the largest box of each image (as the course did), keyed by
 the bare file name; ``convert_bb`` rescales one to the size the model sees; ``bbox_array`` makes the
 ``(N, 4)`` target array in the order of a batches object's ``filenames``. Bad input (a file naming
-images that are not in the data, boxes outside their image, unreadable JSON) is reported in one line
-naming the file, and the run goes on with the rest.
+images that are not in the data, boxes outside their image, entries without a usable box, unreadable JSON)
+is reported in one line per kind naming the file and the lines of the entries, and the run goes on with the
+rest. Box numbers must be finite; width and height above 0.
 """
 
 import json
@@ -14,6 +15,7 @@ import os
 
 import numpy as np
 
+from dl1.io.checks import number, whole
 from dl1.io.errors import DataError
 from dl1.io.log import note, warn
 
@@ -30,6 +32,37 @@ def _short(items, limit=5):
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _json_items(path):
+    """``[(line, item)]`` of the JSON list in ``path``: each entry with the line it starts on."""
+    with open(path, encoding="utf-8-sig") as f:
+        text = f.read()
+    decoder = json.JSONDecoder()
+    ws = " \t\r\n"
+    i = len(text) - len(text.lstrip(ws))
+    if not text.startswith("[", i):
+        json.loads(text)  # a JSON error, or valid JSON that is not a list
+        raise ValueError("not a list of images")
+    i += 1
+    items = []
+    while True:
+        while i < len(text) and text[i] in ws:
+            i += 1
+        if text.startswith("]", i):
+            break
+        item, end = decoder.raw_decode(text, i)
+        items.append((text.count("\n", 0, i) + 1, item))
+        i = end
+        while i < len(text) and text[i] in ws:
+            i += 1
+        if text.startswith(",", i):
+            i += 1
+        elif not text.startswith("]", i):
+            raise ValueError(f"expected ',' or ']' on line {text.count(chr(10), 0, i) + 1}")
+    if text[i + 1:].strip(ws):
+        raise ValueError(f"text after the list on line {text.count(chr(10), 0, i) + 1}")
+    return items
+
+
 def image_sizes(paths):
     """``(width, height)`` of each image file, read from the headers (PIL's ``Image.size`` order)."""
     from PIL import Image
@@ -43,8 +76,10 @@ def image_sizes(paths):
 
 def _valid_box(box):
     try:
+        if any(isinstance(box[k], bool) for k in BB_PARAMS):
+            return None
         vals = [float(box[k]) for k in BB_PARAMS]
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
     if not all(np.isfinite(vals)) or vals[0] <= 0 or vals[1] <= 0:
         return None
@@ -60,6 +95,7 @@ def load_annotations(anno_dir, sizes=None, classes=None, tolerance=2.0):
     image are clipped to it (a box entirely outside is dropped); each kind of problem is one line naming
     the annotation file. Without ``anno_dir`` (None or missing) returns ``{}`` with a note.
     """
+    tolerance = number("tolerance", tolerance, 0)
     if not anno_dir or not os.path.isdir(anno_dir):
         note("no annotation folder %s: no bounding boxes", anno_dir)
         return {}
@@ -70,38 +106,37 @@ def load_annotations(anno_dir, sizes=None, classes=None, tolerance=2.0):
     for fname in files:
         path = os.path.join(anno_dir, fname)
         try:
-            with open(path, encoding="utf-8") as f:
-                items = json.load(f)
-            if not isinstance(items, list):
-                raise ValueError("not a list of images")
+            items = _json_items(path)
         except (OSError, ValueError) as e:
             warn(f"{path}: cannot read the annotations ({str(e).splitlines()[0][:120]}); skipped")
             continue
         missing, outside, clipped, malformed = [], [], [], []
-        for item in items:
-            if not isinstance(item, dict) or "filename" not in item:
-                malformed.append(str(item)[:40])
+        for line, item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("filename"), str) or not item["filename"]:
+                malformed.append(f"line {line}")
                 continue
-            name = os.path.basename(str(item["filename"]).replace("\\", "/"))
-            boxes = [b for b in (_valid_box(a) for a in item.get("annotations") or []
-                                 if isinstance(a, dict)) if b]
-            if len(boxes) != len([a for a in item.get("annotations") or []]):
-                malformed.append(name)
+            name = os.path.basename(item["filename"].replace("\\", "/"))
+            annotations = item.get("annotations") or []
+            if not isinstance(annotations, list):
+                annotations = [annotations]
+            boxes = [b for b in (_valid_box(a) for a in annotations if isinstance(a, dict)) if b]
+            if len(boxes) != len(annotations):
+                malformed.append(f"{name} (line {line})")
             if not boxes:
                 continue
             if sizes is not None:
                 if name not in sizes:
-                    missing.append(name)
+                    missing.append(f"{name} (line {line})")
                     continue
                 w, h = sizes[name]
                 kept = []
                 for b in boxes:
                     x0, y0, x1, y1 = b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]
                     if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
-                        outside.append(name)
+                        outside.append(f"{name} (line {line})")
                         continue
                     if x0 < -tolerance or y0 < -tolerance or x1 > w + tolerance or y1 > h + tolerance:
-                        clipped.append(name)
+                        clipped.append(f"{name} (line {line})")
                     x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, float(w)), min(y1, float(h))
                     kept.append(dict(b, x=x0, y=y0, width=x1 - x0, height=y1 - y0))
                 boxes = kept
@@ -124,8 +159,8 @@ def load_annotations(anno_dir, sizes=None, classes=None, tolerance=2.0):
 def convert_bb(bb, size, target=(224, 224)):
     """The box ``bb`` (a dict in pixels of an image of ``size`` = (width, height)) scaled to an image
     resized to ``target`` = (rows, cols): ``[height, width, x, y]`` (the course's order), x and y >= 0."""
-    w, h = size
-    rows, cols = target
+    w, h = (number("size", v, 0, low_open=True) for v in size)
+    rows, cols = (whole("target", v) for v in target)
     conv_x = cols / w
     conv_y = rows / h
     return [float(bb["height"]) * conv_y, float(bb["width"]) * conv_x,
@@ -139,7 +174,10 @@ def bbox_array(filenames, bb_json, sizes, target=(224, 224)):
     out = np.zeros((len(filenames), 4), dtype=np.float32)
     for i, f in enumerate(filenames):
         name = os.path.basename(f)
-        size = sizes[name] if isinstance(sizes, dict) else sizes[i]
+        try:
+            size = sizes[name] if isinstance(sizes, dict) else sizes[i]
+        except (KeyError, IndexError):
+            raise DataError(f"no image size for {f} (sizes lists {len(sizes)} images)") from None
         out[i] = convert_bb(bb_json.get(name, empty_bbox), size, target)
     return out
 

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from dl1.io.checks import fraction, number, whole
 from dl1.io.errors import DataError
 
 PAD = "\0"
@@ -37,6 +38,7 @@ def load_text(path, lower=False, min_length=1, what="seq_len"):
     text of ``min_length`` characters or fewer (the windows need ``seq_len + 1`` characters).
     """
     path = os.fspath(path)
+    min_length = whole("min_length", min_length, minimum=0)
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, not a text file")
     if not os.path.isfile(path):
@@ -103,7 +105,10 @@ class CharVocab:
 
 def one_hot(ids, vocab_size, dtype="float32"):
     """``ids`` of any shape -> ``ids.shape + (vocab_size,)``, one 1 per id (Keras' ``to_categorical``)."""
+    vocab_size = whole("vocab_size", vocab_size)
     ids = np.asarray(ids, dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise DataError(f"ids must be from 0 to vocab_size-1={vocab_size - 1}, found {int(ids.min())}..{int(ids.max())}")
     return np.eye(vocab_size, dtype=dtype)[ids]
 
 
@@ -114,6 +119,7 @@ def char_columns(idx, cs):
     As the notebook did (``np.stack(c[:-2])``), the last two windows are dropped. Returns
     ``(xs, y)``: a list of ``cs`` 1-D int arrays and one 1-D array, all of the same length.
     """
+    cs = whole("cs", cs)
     idx = np.asarray(idx, dtype=np.int64)
     starts = np.arange(0, len(idx) - 1 - cs, cs)[:-2]
     if len(starts) < 1:
@@ -126,8 +132,9 @@ def char_sequences(idx, seq_len, stride=None):
     """Windows of ``seq_len`` ids, ``x[k] = idx[s_k : s_k+seq_len]``, and their targets shifted by one,
     ``y[k] = idx[s_k+1 : s_k+seq_len+1]``, with starts ``s_k`` every ``stride`` characters (default
     ``seq_len``: consecutive, non-overlapping windows, lesson 6's; ``stride=1``: char-rnn's)."""
+    seq_len = whole("seq_len", seq_len)
+    stride = seq_len if stride is None else whole("stride", stride)
     idx = np.asarray(idx, dtype=np.int64)
-    stride = seq_len if stride is None else stride
     n = (len(idx) - seq_len - 1) // stride + 1
     if len(idx) < seq_len + 1 or n < 1:
         raise DataError(f"a text of {len(idx)} characters is too short for windows of seq_len={seq_len}")
@@ -141,6 +148,9 @@ def stateful_order(x, y=None, batch_size=64):
     model: ``batch_size`` parallel streams, each a contiguous stretch of the text, so that row ``j`` of
     batch ``i`` is the window that follows row ``j`` of batch ``i-1``. The rows that do not fill a last
     batch are dropped. Train with ``shuffle=False``. Returns ``x`` (and ``y`` when given) reordered."""
+    batch_size = whole("batch_size", batch_size)
+    if y is not None and len(y) != len(x):
+        raise DataError(f"x and y must have the same number of rows, not {len(x)} and {len(y)}")
     n_batches = len(x) // batch_size
     if n_batches < 1:
         raise DataError(f"{len(x)} sequences make no batch of {batch_size}")
@@ -154,14 +164,18 @@ def stateful_order(x, y=None, batch_size=64):
 def split_ids(idx, valid_fraction=0.1):
     """The ids split in two contiguous parts: the first for training, the last ``valid_fraction`` to
     validate on (text that the model never saw, not windows that overlap the training ones)."""
+    valid_fraction = fraction("valid_fraction", valid_fraction)
     idx = np.asarray(idx)
-    n_valid = max(1, int(round(len(idx) * valid_fraction)))
+    if len(idx) < 2:
+        raise DataError(f"{len(idx)} ids cannot be split in two")
+    n_valid = min(max(1, int(round(len(idx) * valid_fraction))), len(idx) - 1)
     return idx[:-n_valid], idx[-n_valid:]
 
 
 def unigram_loss(train_ids, valid_ids, vocab_size):
     """Mean cross-entropy (nats) on ``valid_ids`` of the model that predicts every character from its
     frequency in ``train_ids`` (add-one smoothing): the loss of a model that learnt nothing about order."""
+    vocab_size = whole("vocab_size", vocab_size)
     counts = np.bincount(np.ravel(train_ids), minlength=vocab_size).astype(np.float64) + 1.0
     p = counts / counts.sum()
     return float(-np.log(p[np.ravel(valid_ids)]).mean())
@@ -170,7 +184,10 @@ def unigram_loss(train_ids, valid_ids, vocab_size):
 def sample(preds, temperature=1.0, rng=None):
     """An id drawn from the probabilities ``preds`` at ``temperature``: 1 samples them as they are, below
     1 sharpens them (0 takes the most likely), above 1 flattens them toward uniform."""
+    temperature = number("temperature", temperature, 0)
     preds = np.asarray(preds, dtype=np.float64).ravel()
+    if not preds.size or not np.isfinite(preds).all() or (preds < 0).any():
+        raise DataError("preds must be probabilities: finite, not negative, at least one")
     if temperature <= 0:
         return int(np.argmax(preds))
     logits = np.log(np.maximum(preds, 1e-12)) / temperature

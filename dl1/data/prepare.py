@@ -273,9 +273,11 @@ def _choose(names, k, seed, salt):
 
 def read_groups(csv_path, group_column, image_column="img", class_column="classname", inventory=None):
     """``{image name: group}`` from a CSV such as State Farm's ``driver_imgs_list.csv``
-    (``subject,classname,img``). With the ``inventory`` of train images, rows that name classes with no
-    folder or images that are not there, and images that the file does not list, are each reported in one
-    line naming the file; such rows are ignored (unlisted images stay in train)."""
+    (``subject,classname,img``). Rows without an image name or a group, with more fields than the header,
+    or listing an image a second time, are named by line number in one warning each and ignored (an image
+    listed twice keeps its first group). With the ``inventory`` of train images, rows that name classes
+    with no folder or images that are not there, and images that the file does not list, are each reported
+    in one line naming the file; such rows are ignored (unlisted images stay in train)."""
     import csv
 
     if not os.path.isfile(csv_path):
@@ -284,7 +286,9 @@ def read_groups(csv_path, group_column, image_column="img", class_column="classn
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             columns = list(reader.fieldnames or [])
-            rows = list(reader)
+            rows = []
+            for row in reader:
+                rows.append((reader.line_num, row))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DataError(f"{csv_path} is not a readable CSV file ({e})") from None
     for col in (group_column, image_column):
@@ -292,11 +296,21 @@ def read_groups(csv_path, group_column, image_column="img", class_column="classn
             raise DataError(f"{csv_path} has no column {col!r} (columns: {', '.join(columns) or 'none'}); "
                             "give --group-column / --group-image-column")
     groups, unknown_class, missing, wrong_class = {}, [], [], []
+    incomplete, extra, again = [], [], []
     classes = set(inventory.class_of.values()) if inventory is not None else None
-    for row in rows:
-        name = os.path.basename((row.get(image_column) or "").strip())
+    for line, row in rows:
+        if row.get(None):
+            extra.append(str(line))
+            continue
+        name = os.path.basename((row.get(image_column) or "").strip().replace("\\", "/"))
         group = (row.get(group_column) or "").strip()
         if not name or not group:
+            if any((v or "").strip() for v in row.values()):
+                incomplete.append(str(line))
+            continue
+        if name in groups:
+            if groups[name] != group:
+                again.append(f"{name} (line {line})")
             continue
         cls = (row.get(class_column) or "").strip() if class_column in columns else None
         if classes is not None and cls and cls not in classes:
@@ -309,6 +323,14 @@ def read_groups(csv_path, group_column, image_column="img", class_column="classn
             if cls and inventory.class_of[name] != cls:
                 wrong_class.append(f"{name} ({cls}, found in {inventory.class_of[name]}/)")
         groups[name] = group
+    if incomplete:
+        warn(f"{csv_path}: {len(incomplete)} row(s) without an image name or a {group_column}, ignored: "
+             f"line {_short(incomplete)}")
+    if extra:
+        warn(f"{csv_path}: {len(extra)} row(s) with more fields than the header, ignored: line {_short(extra)}")
+    if again:
+        warn(f"{csv_path}: {len(again)} image(s) listed again with another {group_column}, the first kept: "
+             f"{_short(again)}")
     if unknown_class:
         warn(f"{csv_path}: {len(unknown_class)} row(s) name classes with no folder in train/, ignored: "
              f"{_short(unknown_class)}")

@@ -1,8 +1,10 @@
 """Text for lesson 5: read the IMDB review folders, a Keras-1-compatible ``Tokenizer``, fixed-length padding.
 
 ``read_imdb(path, 'train')`` reads ``path/train/pos/*.txt`` then ``path/train/neg/*.txt`` (labels 1 then 0,
-each folder in the order of the review ids) and refuses, with one line naming the file, a folder without
-``pos``/``neg``, an empty review or a binary file. ``Tokenizer`` is Keras 1/2's
+each folder in the order of the review ids); ``split`` is a folder name inside ``path`` (``'../x'`` is
+refused). A folder without ``pos``/``neg`` is one ``DataError`` line; a review that is not UTF-8 is read as
+Latin-1 and named in one warning; an empty review or a binary file is left out and named in one warning (the
+read fails only when no review is left). ``Tokenizer`` is Keras 1/2's
 ``keras.preprocessing.text.Tokenizer`` (gone from Keras 3): ``fit_on_texts``, ``texts_to_sequences``,
 ``word_index`` (1 = the most frequent word, as the course's ``imdb.get_word_index()``), ``num_words``
 (``nb_words`` in Keras 1), ``word_counts``, ``document_count``, ``texts_to_matrix``. ``pad_sequences`` pads and
@@ -15,7 +17,9 @@ from collections import Counter, OrderedDict, defaultdict
 
 import numpy as np
 
+from dl1.io.checks import folder_name, whole
 from dl1.io.errors import DataError
+from dl1.io.log import warn
 
 __all__ = ["DEFAULT_FILTERS", "Tokenizer", "limit_vocab", "pad_sequences", "read_imdb", "read_reviews",
            "text_to_word_sequence"]
@@ -40,8 +44,7 @@ def one_hot(text, n, filters=DEFAULT_FILTERS, lower=True, split=" "):
     Python's ``hash``, which is randomised per process since Python 3.3)."""
     import hashlib
 
-    if n < 2:
-        raise ValueError(f"one_hot needs n >= 2, not {n}")
+    n = whole("n", n, minimum=2)
     words = text_to_word_sequence(text, filters=filters, lower=lower, split=split)
     return [int(hashlib.md5(w.encode("utf-8")).hexdigest(), 16) % (n - 1) + 1 for w in words]
 
@@ -55,6 +58,8 @@ class Tokenizer:
         if kwargs:
             raise TypeError(f"Tokenizer got unexpected arguments: {', '.join(kwargs)}")
         self.num_words = num_words if num_words is not None else nb_words
+        if self.num_words is not None:
+            self.num_words = whole("num_words", self.num_words)
         self.filters, self.lower, self.split = filters, lower, split
         self.char_level, self.oov_token = char_level, oov_token
         self.word_counts = OrderedDict()
@@ -154,8 +159,7 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     if padding not in ("pre", "post") or truncating not in ("pre", "post"):
         raise ValueError("padding and truncating must be 'pre' or 'post'")
     lengths = [len(s) for s in sequences]
-    if maxlen is None:
-        maxlen = max(lengths, default=0)
+    maxlen = max(lengths, default=0) if maxlen is None else whole("maxlen", maxlen, minimum=0)
     x = np.full((len(sequences), maxlen), value, dtype=dtype)
     if maxlen == 0:
         return x
@@ -174,7 +178,7 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
 
 def limit_vocab(sequences, vocab_size):
     """Every id at or above ``vocab_size - 1`` becomes ``vocab_size - 1`` (the course's "rare word" id)."""
-    top = vocab_size - 1
+    top = whole("vocab_size", vocab_size, minimum=2) - 1
     return [np.minimum(np.asarray(s, dtype=np.int64), top) for s in sequences]
 
 
@@ -187,31 +191,59 @@ def _review_key(name):
 
 
 def read_reviews(folder):
-    """The texts of the ``.txt`` files of ``folder``, in review-id order; one-line ``DataError`` for an
-    empty or binary file."""
+    """The texts of the ``.txt`` files of ``folder``, in review-id order. A file that is not UTF-8 is read as
+    Latin-1; an empty or binary one is left out; each kind is named in one warning. ``DataError`` when no
+    review is left."""
+    folder = os.fspath(folder)
     names = sorted((n for n in os.listdir(folder) if n.endswith(".txt") and not n.startswith(".")),
                    key=_review_key)
     if not names:
         raise DataError(f"{folder}: no .txt reviews in this folder")
-    texts = []
+    texts, latin1, skipped = [], [], []
     for name in names:
         path = os.path.join(folder, name)
-        with open(path, "rb") as f:
-            data = f.read()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            skipped.append(f"{name} ({e.strerror})")
+            continue
         if b"\0" in data:
-            raise DataError(f"{path}: a binary file, not a text review")
+            skipped.append(f"{name} (binary)")
+            continue
         try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: not UTF-8 text (a binary file?)") from None
+        except UnicodeDecodeError as e:
+            text = data.decode("cp1252", errors="strict") if _cp1252(data) else data.decode("latin-1")
+            latin1.append(f"{name} (byte {e.start})")
         if not text.strip():
-            raise DataError(f"{path}: an empty review")
+            skipped.append(f"{name} (empty)")
+            continue
         texts.append(text)
+    if latin1:
+        warn(f"{folder}: {len(latin1)} review(s) not in UTF-8, read as Latin-1: {_short(latin1)}")
+    if skipped:
+        warn(f"{folder}: {len(skipped)} file(s) left out: {_short(skipped)}")
+    if not texts:
+        raise DataError(f"{folder}: no readable review in this folder ({_short(skipped)})")
     return texts
+
+
+def _cp1252(data):
+    try:
+        data.decode("cp1252")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _short(items, limit=5):
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def read_imdb(path, split="train"):
     """``(texts, labels)`` of ``path/split/pos`` (label 1) then ``path/split/neg`` (label 0)."""
+    split = folder_name("split", split)
     root = os.path.join(os.fspath(path), split)
     if not os.path.isdir(root):
         raise DataError(f"{root}: no such folder (expected the IMDB layout {split}/pos and {split}/neg)")

@@ -9,21 +9,33 @@ next run replaces cleanly. Temporary folders of killed runs are removed by the n
 
 ``strip`` drops leading path components (``strip=1`` turns ``aclImdb/train/pos/0_9.txt`` into
 ``train/pos/0_9.txt``), like ``tar --strip-components``. No Keras here.
+
+Limits, checked on the archive's listing before anything is written (each adjustable by an environment
+variable): at most ``DL1_UNPACK_MAX_FILES`` files (1,000,000), ``DL1_UNPACK_MAX_GB`` unpacked (100), and
+an unpacked size at most ``DL1_UNPACK_MAX_RATIO`` (200) times the archive's once past 100 MB (a "zip bomb";
+the course's archives unpack to 1-6 times their size). The unpacked size must also fit the free space of
+the destination. A truncated archive is refused for every format: a zip without its directory, a
+compressed stream without its end, and a plain ``.tar`` that stops without its end-of-archive blocks (even
+at a block boundary). A full disk is reported as such (the archive is fine: free space, run again).
 """
 
+import errno
 import json
 import os
 import re
 import shutil
 import tarfile
 import zipfile
+import zlib
 
 from dl1.io.atomic import temp_name, write_text
 from dl1.io.errors import DataError
 
-__all__ = ["UnpackError", "archive_members", "is_unpacked", "unpack_archive"]
+__all__ = ["UnpackError", "archive_members", "check_limits", "is_unpacked", "limits", "unpack_archive"]
 
 _STAGING = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}\.unpack$")
+DEFAULT_LIMITS = {"DL1_UNPACK_MAX_FILES": 1_000_000, "DL1_UNPACK_MAX_GB": 100.0, "DL1_UNPACK_MAX_RATIO": 200.0}
+RATIO_FLOOR = 100 * 2**20  # below this unpacked size, any ratio is fine
 
 
 class UnpackError(DataError):
@@ -63,11 +75,84 @@ def archive_members(archive, strip=0):
                     if not info.isfile():  # links, devices: not part of the data sets we unpack
                         continue
                     _add(members, archive, info.name, strip, info.size)
-    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as e:
-        raise UnpackError(f"{archive}: cannot read the archive ({e}); delete it and download again") from None
+                _check_tar_end(archive, t)
+    except UnpackError:
+        raise
+    except OSError as e:
+        if e.errno is not None:  # the file itself: permission, a folder, an I/O error
+            raise UnpackError(f"{archive}: cannot read it ({e.strerror})") from None
+        raise UnpackError(f"{archive}: cannot read the archive ({_first_line(e)}); delete it and download "
+                          "again") from None
+    except (EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error, ValueError) as e:
+        raise UnpackError(f"{archive}: cannot read the archive ({_first_line(e)}); delete it and download "
+                          "again") from None
     if not members:
         raise UnpackError(f"{archive}: the archive holds no files")
     return members
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _first_line(e):
+    return (str(e).splitlines() or [type(e).__name__])[0] or type(e).__name__
+
+
+def _check_tar_end(archive, t):
+    """A tar ends with zero blocks: one that stops without them was cut (tarfile itself takes the end of
+    the data, even at a block boundary, for the end of the archive); a compressed one must also reach the
+    end of its compressed stream (its checksum trailer)."""
+    t.fileobj.seek(t.offset)
+    end = t.fileobj.read(tarfile.BLOCKSIZE)
+    if len(end) < tarfile.BLOCKSIZE or end.count(0) != tarfile.BLOCKSIZE:
+        raise UnpackError(f"{archive}: the archive is cut short (it stops after {t.offset} bytes of tar data "
+                          "without its end marker); delete it and download again")
+    while t.fileobj.read(1 << 20):  # to the end of a gzip/bz2/xz stream: raises if it was cut
+        pass
+
+
+def limits():
+    """``{variable: value}`` of the unpack limits in force (the environment, else the defaults)."""
+    out = {}
+    for name, default in DEFAULT_LIMITS.items():
+        raw = os.environ.get(name, "").strip()
+        try:
+            value = type(default)(raw) if raw else default
+        except ValueError:
+            raise UnpackError(f"{name}={raw!r} is not a number") from None
+        if value <= 0:
+            raise UnpackError(f"{name} must be above 0, not {raw}")
+        out[name] = value
+    return out
+
+
+def check_limits(archive, members, dest=None):
+    """Refuse, in one line naming the variable to raise, an archive whose listing exceeds ``limits()``, or
+    (with ``dest``) whose unpacked size does not fit the free space there."""
+    lim = limits()
+    total = sum(members.values())
+    size = os.path.getsize(archive)
+    if len(members) > lim["DL1_UNPACK_MAX_FILES"]:
+        raise UnpackError(f"{archive}: {len(members)} files, more than the limit of "
+                          f"{lim['DL1_UNPACK_MAX_FILES']} (DL1_UNPACK_MAX_FILES raises it)")
+    if total > lim["DL1_UNPACK_MAX_GB"] * 2**30:
+        raise UnpackError(f"{archive}: unpacks to {total / 2**30:.1f} GB, more than the limit of "
+                          f"{lim['DL1_UNPACK_MAX_GB']:g} GB (DL1_UNPACK_MAX_GB raises it)")
+    if total > RATIO_FLOOR and total > lim["DL1_UNPACK_MAX_RATIO"] * max(size, 1):
+        raise UnpackError(f"{archive}: {size} bytes that unpack to {total / 2**20:.0f} MB, {total / max(size, 1):.0f} "
+                          f"times their size (a zip bomb?); limit {lim['DL1_UNPACK_MAX_RATIO']:g} times "
+                          "(DL1_UNPACK_MAX_RATIO raises it)")
+    if dest is not None:
+        folder = dest
+        while folder and not os.path.isdir(folder):
+            folder = os.path.dirname(folder)
+        try:
+            free = shutil.disk_usage(folder or ".").free
+        except OSError:
+            return
+        if total > free:
+            raise UnpackError(f"{archive}: unpacks to {total / 2**20:.0f} MB but {folder or '.'} has "
+                              f"{free / 2**20:.0f} MB free; free some space and run again (the archive is fine)")
 
 
 def _add(members, archive, name, strip, size):
@@ -163,7 +248,14 @@ def unpack_archive(archive, dest, strip=0, verbose=False):
         counts[top] = counts.get(top, 0) + 1
     if is_unpacked(archive, dest):
         return counts
-    os.makedirs(dest, exist_ok=True)
+    check_limits(archive, members, dest)
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise UnpackError(f"{dest} is a file, not a folder: move it away (or unpack elsewhere) and run again")
+    _check_clashes(archive, dest, members)
+    try:
+        os.makedirs(dest, exist_ok=True)
+    except OSError as e:
+        raise _write_error(archive, dest, e, members) from None
     parent = os.path.dirname(os.path.abspath(dest))
     _sweep(parent)
     staging = temp_name(dest, ".unpack")
@@ -173,17 +265,58 @@ def unpack_archive(archive, dest, strip=0, verbose=False):
             print(f"unpacking {os.path.basename(archive)} ({len(members)} files) into {dest}", flush=True)
         try:
             _extract(archive, staging, strip)
-        except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as e:
-            raise UnpackError(f"{archive}: unpacking failed ({e}); delete it and download again") from None
+        except OSError as e:
+            if e.errno in _DISK_ERRORS:
+                raise _write_error(archive, dest, e, members) from None
+            raise UnpackError(f"{archive}: unpacking failed ({_first_line(e)}); delete it and download "
+                              "again") from None
+        except (EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error, ValueError) as e:
+            raise UnpackError(f"{archive}: unpacking failed ({_first_line(e)}); delete it and download "
+                              "again") from None
         _verify(archive, staging, members)
-        for top in sorted(counts):
-            target = os.path.join(dest, top)
-            if os.path.isdir(target) and not os.path.islink(target):
-                shutil.rmtree(target)  # left by an earlier run killed between renames
-            os.replace(os.path.join(staging, top), target)
+        try:
+            for top in sorted(counts):
+                target = os.path.join(dest, top)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)  # left by an earlier run killed between renames
+                os.replace(os.path.join(staging, top), target)
+            write_text(_marker(dest, archive), json.dumps({"archive": os.path.basename(archive),
+                                                           "archive_size": os.path.getsize(archive),
+                                                           "files": len(members)}))
+        except OSError as e:
+            raise _write_error(archive, dest, e, members) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    write_text(_marker(dest, archive), json.dumps({"archive": os.path.basename(archive),
-                                                   "archive_size": os.path.getsize(archive),
-                                                   "files": len(members)}))
     return counts
+
+
+def _check_clashes(archive, dest, members):
+    """One line when something of another kind sits where the archive puts a folder or a file (a file
+    where its top folder goes, a folder where its file goes, a link)."""
+    tops = {}
+    for rel in members:
+        top, _, rest = rel.partition("/")
+        tops[top] = tops.get(top, False) or bool(rest)
+    for top, is_folder in sorted(tops.items()):
+        target = os.path.join(dest, top)
+        if os.path.islink(target):
+            raise UnpackError(f"{target} is a link where {os.path.basename(archive)} puts a "
+                              f"{'folder' if is_folder else 'file'}: move it away and run again")
+        if is_folder and os.path.exists(target) and not os.path.isdir(target):
+            raise UnpackError(f"{target} is a file where {os.path.basename(archive)} puts a folder: move it "
+                              "away and run again")
+        if not is_folder and os.path.isdir(target):
+            raise UnpackError(f"{target} is a folder where {os.path.basename(archive)} puts a file: move it "
+                              "away and run again")
+
+
+def _write_error(archive, dest, e, members):
+    """The one line for an unpack that cannot write: a full disk or a read-only / forbidden folder."""
+    need = sum(members.values()) / 2**20
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UnpackError(f"no space left on the device of {dest} while unpacking {os.path.basename(archive)} "
+                           f"(it needs {need:.0f} MB); free some space and run again (the archive is fine)")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return UnpackError(f"cannot write into {dest} ({e.strerror}) to unpack {os.path.basename(archive)}; "
+                           "unpack it into a folder you can write to")
+    return UnpackError(f"cannot unpack {os.path.basename(archive)} into {dest} ({e.strerror or e})")

@@ -3,8 +3,12 @@
 - ``binary_submission``: ``id,label`` rows (Dogs vs Cats Redux: label = P(dog)), ids parsed from the
   file names (not by slicing fixed offsets), sorted by id, probabilities clipped.
 - ``multiclass_submission``: one column per class (State Farm: ``img,c0,...,c9``).
-- ``validate_submission``: refuses wrong row counts, missing or duplicate ids, NaN and values outside
-  [0, 1], naming what is wrong.
+- ``validate_submission``: accepts what the competition's sample submission accepts and nothing else, and
+  names what is wrong (with the line) otherwise: the header (the sample submission's, found beside the test
+  folder, or the known competition's: ``id,label`` for Dogs vs Cats Redux), ids (whole numbers where the
+  competition's are: ``1.7`` is refused, not read as 1; each test image exactly once), probabilities
+  (finite numbers in [0, 1]: ``True``, ``nan``, a 400-digit number are refused), one value per column on
+  every line, UTF-8 text, plain, gzipped or zipped (damaged compressed data is refused, not a crash).
 - ``log_loss_score`` and ``best_clip``: the local score and the clip value that minimises it.
 """
 
@@ -112,66 +116,227 @@ def expected_ids(test_dir):
     return [parse_id(f) for f in images]
 
 
-def _read(path_or_df):
-    import pandas as pd
+# The sample submissions of the course's competitions: (id column, value columns, id kind).
+FORMATS = {
+    "dogs-vs-cats-redux-kernels-edition": ("id", ("label",), "int"),
+    "state-farm-distracted-driver-detection": ("img", tuple(f"c{i}" for i in range(10)), "name"),
+    "the-nature-conservancy-fisheries-monitoring": ("image", ("ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK",
+                                                              "YFT"), "name"),
+}
+TITLES = {"dogs-vs-cats-redux-kernels-edition": "Dogs vs Cats Redux",
+          "state-farm-distracted-driver-detection": "State Farm", "the-nature-conservancy-fisheries-monitoring":
+          "Fisheries"}
+MAX_ID_DIGITS = 18
+SAMPLE_NAMES = ("sample_submission.csv", "sample_submission.csv.gz", "sample_submission.csv.zip")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
-    if isinstance(path_or_df, pd.DataFrame):
-        return path_or_df, "submission"
-    path = os.fspath(path_or_df)
-    if not os.path.isfile(path):
-        raise SubmissionError(f"submission file not found: {path}")
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"  # gzip whatever the name (the course wrote subm.gz)
+
+def _decompressed(path):
+    """The bytes of ``path``, gunzipped or unzipped (Kaggle takes .gz and .zip) when it is compressed."""
+    import gzip
+    import zipfile
+    import zlib
+
     try:
-        return pd.read_csv(path, compression="gzip" if gzipped else None), path
-    except (ValueError, OSError, EOFError) as e:  # EmptyDataError/ParserError are ValueErrors
-        raise SubmissionError(f"{path} is not a readable CSV file ({str(e).splitlines()[0]})") from None
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise SubmissionError(f"{path}: cannot read it ({e.strerror})") from None
+    if data[:2] == b"\x1f\x8b":  # gzip whatever the name (the course wrote subm.gz)
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e:
+            raise SubmissionError(f"{path}: damaged gzip data ({e}); write the file again") from None
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = [n for n in z.namelist() if not n.endswith("/")]
+                if len(names) != 1:
+                    raise SubmissionError(f"{path}: a zip file must hold one CSV file, this one holds {len(names)}")
+                return z.read(names[0])
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, RuntimeError) as e:
+            raise SubmissionError(f"{path}: damaged zip data ({e}); write the file again") from None
+    return data
+
+
+def _rows(path):
+    """``[(line number, fields)]`` of a submission file, header first."""
+    import csv
+    import io
+
+    data = _decompressed(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise SubmissionError(f"{path} is not a readable CSV file (not UTF-8 text: byte {e.start})") from None
+    if not text.strip():
+        raise SubmissionError(f"{path} is not a readable CSV file (the file is empty)")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows = []
+    try:
+        for fields in reader:
+            rows.append((reader.line_num, fields))
+    except csv.Error as e:
+        raise SubmissionError(f"{path} is not a readable CSV file (line {reader.line_num}: {e})") from None
+    while rows and not rows[-1][1]:
+        rows.pop()  # a blank line at the end
+    return rows
+
+
+def _sample_format(expected):
+    """``(id column, value columns, id kind, where)`` of the competition of the test folder ``expected``: its
+    ``sample_submission.csv`` (beside or above the folder), else the competition ``dl1 kaggle download``
+    remembered there; None when neither is known."""
+    if not isinstance(expected, (str, os.PathLike)):
+        return None
+    folder = os.path.abspath(os.fspath(expected))
+    for data in (os.path.dirname(folder), folder):
+        for name in SAMPLE_NAMES:
+            sample = os.path.join(data, name)
+            if os.path.isfile(sample):
+                try:
+                    rows = _rows(sample)
+                except SubmissionError:
+                    continue
+                if rows and len(rows[0][1]) >= 2:
+                    header = rows[0][1]
+                    kind = "int" if len(rows) > 1 and rows[1][1] and rows[1][1][0].isdigit() else "name"
+                    return header[0], tuple(header[1:]), kind, f"the header of {sample}"
+    from dl1.kaggle.cli import remembered_competition
+
+    try:
+        slug = remembered_competition(os.path.dirname(folder))
+    except (AttributeError, TypeError):  # a damaged .dl1-kaggle.json: no competition known
+        slug = None
+    if isinstance(slug, str) and slug in FORMATS:
+        return (*FORMATS[slug], f"the sample submission of {slug}")
+    return None
+
+
+def _format_for(header, expected, id_header):
+    """The format the file must have, from the competition when it is known, else from its header."""
+    known = _sample_format(expected)
+    if known:
+        return known
+    for slug, (idc, cols, kind) in FORMATS.items():
+        if header == [idc, *cols]:
+            return idc, cols, kind, f"the sample submission of {TITLES[slug]}"
+    lower = [h.lower() for h in header]
+    for slug, (idc, cols, kind) in FORMATS.items():  # a near miss (ID,Label; IMG,C0..): the competition's
+        if len(header) == len(cols) + 1 and (lower[1:] == [c.lower() for c in cols] or len(cols) == 1):
+            return idc, cols, kind, f"the sample submission of {TITLES[slug]}"
+    ids = _expected_ids(expected)
+    kind = "int" if ids and all(isinstance(i, int) for i in ids) else "name" if ids else "any"
+    return id_header or header[0], tuple(header[1:]), kind, None
+
+
+def _expected_ids(expected):
+    if expected is None:
+        return None
+    if isinstance(expected, (str, os.PathLike)):
+        return expected_ids(expected)
+    return list(expected)
+
+
+def _id(text, kind, name, line):
+    if text == "":
+        raise SubmissionError(f"{name} line {line}: empty id")
+    if text != text.strip():
+        raise SubmissionError(f"{name} line {line}: id {text!r} has spaces around it")
+    if kind == "name" or (kind == "any" and not text.isdigit()):
+        return text
+    if not (text.isascii() and text.isdigit()):
+        raise SubmissionError(f"{name} line {line}: id {text[:30]!r} is not a whole number (the ids are the "
+                              "test images' numbers)")
+    if len(text) > MAX_ID_DIGITS:
+        raise SubmissionError(f"{name} line {line}: id of {len(text)} digits, not an image number")
+    return int(text)
+
+
+def _probability(text, column, name, line, id_):
+    import math
+
+    if text.strip() == "" or text.strip().lower() in ("nan", "na", "null"):
+        raise SubmissionError(f"{name} line {line}: missing value (NaN) in {column} (id {id_})")
+    if not _NUMBER.fullmatch(text) and text.lower().lstrip("+-") not in ("inf", "infinity"):
+        raise SubmissionError(f"{name} line {line}: non-numeric value {text[:30]!r} in {column} (id {id_}); "
+                              "want a probability from 0 to 1")
+    value = float(text)
+    if not math.isfinite(value) or not 0 <= value <= 1:
+        shown = text if len(text) <= 30 else f"a number of {len(text)} characters"
+        raise SubmissionError(f"{name} line {line}: value outside [0, 1] in {column} (id {id_}: {shown})")
+    return value
+
+
+def _from_frame(df):
+    """A DataFrame (before writing) as the rows of the CSV it would become."""
+    rows = [(1, [str(c) for c in df.columns])]
+    for i, row in enumerate(df.itertuples(index=False, name=None)):
+        rows.append((i + 2, ["" if isinstance(v, float) and v != v else
+                             repr(float(v)) if isinstance(v, (float, np.floating)) else str(v) for v in row]))
+    return rows
 
 
 def validate_submission(path_or_df, expected=None, id_header=None):
     """Check a submission; raise SubmissionError saying what is wrong, else return the DataFrame.
 
     ``expected``: the ids it must contain exactly once each (a list), or the test folder to read them
-    from. Checked: at least an id column and one value column, row count, missing/duplicate/unexpected
-    ids, NaN or non-numeric values, values outside [0, 1].
+    from (its competition's sample submission or remembered slug then fixes the header). Checked: the
+    header, one value per column on every line, ids, row count, missing/duplicate/unexpected ids,
+    probabilities (finite, in [0, 1]). See the module docstring.
     """
     import pandas as pd
 
-    df, name = _read(path_or_df)
-    if df.shape[1] < 2:
-        raise SubmissionError(f"{name}: needs an id column and at least one probability column, "
-                              f"found columns {list(df.columns)}")
-    id_col = id_header or df.columns[0]
-    if id_col not in df.columns:
-        raise SubmissionError(f"{name}: no {id_col!r} column (columns: {list(df.columns)})")
-    values = df.drop(columns=[id_col])
-    numeric = values.apply(pd.to_numeric, errors="coerce")
-    bad_type = numeric.isna() & values.notna()
-    if bad_type.any().any():
-        row = int(np.flatnonzero(bad_type.any(axis=1).to_numpy())[0])
-        raise SubmissionError(f"{name}: non-numeric value in row {row + 2} (id {df[id_col].iloc[row]})")
-    if numeric.isna().any().any():
-        row = int(np.flatnonzero(numeric.isna().any(axis=1).to_numpy())[0])
-        raise SubmissionError(f"{name}: missing value (NaN) in row {row + 2} (id {df[id_col].iloc[row]})")
-    arr = numeric.to_numpy(dtype=np.float64)
-    outside = (arr < 0) | (arr > 1)
-    if outside.any():
-        row = int(np.flatnonzero(outside.any(axis=1))[0])
-        raise SubmissionError(f"{name}: value outside [0, 1] in row {row + 2} "
-                              f"(id {df[id_col].iloc[row]}: {arr[row][outside[row]][0]})")
-    ids = df[id_col].map(lambda v: v if isinstance(v, str) and not v.isdigit() else int(v))
-    dup = ids[ids.duplicated()]
-    if len(dup):
-        raise SubmissionError(f"{name}: duplicate id {dup.iloc[0]} ({len(dup)} duplicates)")
-    if expected is not None:
-        if isinstance(expected, (str, os.PathLike)):
-            expected = expected_ids(expected)
-        want, have = set(expected), set(ids)
-        if len(df) != len(want):
-            detail = _id_diff(want, have)
-            raise SubmissionError(f"{name}: {len(df)} rows but the test set has {len(want)} images{detail}")
-        if want != have:
-            raise SubmissionError(f"{name}: ids do not match the test set{_id_diff(want, have)}")
+    if isinstance(path_or_df, pd.DataFrame):
+        rows, name = _from_frame(path_or_df), "submission"
+    else:
+        name = os.fspath(path_or_df)
+        if not os.path.isfile(name):
+            raise SubmissionError(f"submission file not found: {name}")
+        rows = _rows(name)
+    header = rows[0][1]
+    if len(header) < 2:
+        raise SubmissionError(f"{name}: needs an id column and at least one probability column, found columns "
+                              f"{header}")
+    id_col, value_cols, kind, source = _format_for(header, expected, id_header)
+    want = [id_col, *value_cols]
+    if header != want:
+        if source:
+            raise SubmissionError(f"{name}: header {','.join(header)[:200]}, expected {','.join(want)} ({source})")
+        if id_col not in header:
+            raise SubmissionError(f"{name}: no {id_col!r} column (columns: {header})")
+    if len(set(header)) != len(header) or any(not h for h in header):
+        raise SubmissionError(f"{name}: the header has an empty or repeated column name ({','.join(header)})")
+    if len(rows) < 2:
+        raise SubmissionError(f"{name}: a header but no rows")
+    id_at = header.index(id_col)
+    ids, values = [], []
+    for line, fields in rows[1:]:
+        if not fields:
+            raise SubmissionError(f"{name} line {line}: an empty line")
+        if len(fields) != len(header):
+            raise SubmissionError(f"{name} line {line}: {len(fields)} values, the header has {len(header)} columns")
+        id_ = _id(fields[id_at], kind, name, line)
+        ids.append(id_)
+        values.append([_probability(v, header[j], name, line, id_) for j, v in enumerate(fields) if j != id_at])
+    seen = {}
+    for (line, _), id_ in zip(rows[1:], ids, strict=True):
+        if id_ in seen:
+            n = len(ids) - len(set(ids))
+            raise SubmissionError(f"{name} line {line}: duplicate id {id_} (first on line {seen[id_]}; {n} "
+                                  "duplicates)")
+        seen[id_] = line
+    exp = _expected_ids(expected)
+    if exp is not None:
+        want_ids, have = set(exp), set(ids)
+        if len(ids) != len(want_ids):
+            raise SubmissionError(f"{name}: {len(ids)} rows but the test set has {len(want_ids)} images"
+                                  f"{_id_diff(want_ids, have)}")
+        if want_ids != have:
+            raise SubmissionError(f"{name}: ids do not match the test set{_id_diff(want_ids, have)}")
+    df = pd.DataFrame(values, columns=[h for j, h in enumerate(header) if j != id_at])
+    df.insert(id_at, id_col, pd.Series(ids, dtype=np.int64 if ids and all(isinstance(i, int) for i in ids)
+                                       else object))
     return df
 
 

@@ -12,7 +12,8 @@ from dl1.io.errors import DL1Error
 
 @dataclass
 class Dataset:
-    """``download(dest, verbose)`` fetches and unpacks the real data into ``dest`` (idempotent);
+    """``download(dest, verbose, urls=None)`` fetches and unpacks the real data into ``dest`` (idempotent;
+    ``urls``, from ``dl1 download --url``, replace its sources);
     ``synthesize(dest, seed, **options)`` writes a small stand-in in the same layout. Both return a dict
     of what they wrote, for the command to print."""
 
@@ -58,7 +59,7 @@ def _load_all():
 def kaggle_only(what, competition, name, prepare_options=""):
     """A ``download`` for a data set that only Kaggle serves: one line saying the commands to use."""
 
-    def download(dest, verbose=True):
+    def download(dest, verbose=True, urls=None):
         import os
 
         dest = os.fspath(dest)

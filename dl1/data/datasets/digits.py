@@ -17,14 +17,15 @@ MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.n
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 
 
-def download(dest, verbose=True):
+def download(dest, verbose=True, urls=None):
     from dl1.data.digits import write_digits_csv
-    from dl1.io.download import fetch_url
+    from dl1.io.download import fetch
 
     dest = os.fspath(dest)
     train, test = os.path.join(dest, "train.csv"), os.path.join(dest, "test.csv")
     if not (os.path.exists(train) and os.path.exists(test)):
-        npz = fetch_url(MNIST_URL, os.path.join(dest, "mnist.npz"), sha256=MNIST_SHA256, verbose=verbose)
+        npz = fetch(list(urls or [MNIST_URL]), os.path.join(dest, "mnist.npz"), sha256=MNIST_SHA256,
+                    verbose=verbose, mirrors=not urls)
         with np.load(npz, allow_pickle=False) as f:
             if not os.path.exists(train):
                 write_digits_csv(train, f["x_train"], f["y_train"])

@@ -26,8 +26,8 @@ FILENAME = "glove.6B.zip"
 SIZE = 862182613
 
 
-def download(dest, verbose=True):
-    return fetch_and_unpack(dest, SOURCES, FILENAME, size=SIZE, strip=0, verbose=verbose)
+def download(dest, verbose=True, urls=None):
+    return fetch_and_unpack(dest, SOURCES, FILENAME, size=SIZE, strip=0, verbose=verbose, urls=urls)
 
 
 def synthetic_vectors(seed=0, n=4000, dim=50):

@@ -24,8 +24,8 @@ SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 SIZE = 84125825
 
 
-def download(dest, verbose=True):
-    return fetch_and_unpack(dest, [URL], FILENAME, sha256=SHA256, size=SIZE, strip=1, verbose=verbose)
+def download(dest, verbose=True, urls=None):
+    return fetch_and_unpack(dest, [URL], FILENAME, sha256=SHA256, size=SIZE, strip=1, verbose=verbose, urls=urls)
 
 
 def _review(rng, positive, common, cum_common, tail, mean_len, signal):

@@ -29,8 +29,8 @@ _TITLE_WORDS = ("Silent River Night Last Summer Dark City Lost Star Secret Road 
                 "Return Fire Ghost Ocean Rain Mountain Song Hunter Midnight Paradise").split()
 
 
-def download(dest, verbose=True):
-    return fetch_and_unpack(dest, [URL], FILENAME, strip=1, verbose=verbose)
+def download(dest, verbose=True, urls=None):
+    return fetch_and_unpack(dest, [URL], FILENAME, strip=1, verbose=verbose, urls=urls)
 
 
 def synthesize(dest, seed=0, n=20000, n_factors=3):

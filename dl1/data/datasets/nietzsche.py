@@ -18,7 +18,7 @@ import numpy as np
 
 from dl1.data.datasets import Dataset, register
 from dl1.io.atomic import write_text
-from dl1.io.download import DownloadError, fetch_url
+from dl1.io.download import DownloadError, fetch
 
 URL = "https://s3.amazonaws.com/text-datasets/nietzsche.txt"
 FILENAME = "nietzsche.txt"
@@ -94,31 +94,45 @@ def synthesize(dest, seed=0, n=100_000):
     return {FILENAME: n}
 
 
-def download(dest, verbose=True, url=URL):
-    """``dest/nietzsche.txt`` from where Keras' example downloads it (resumable, atomic); ``url``: a mirror."""
+def download(dest, verbose=True, url=None, urls=None):
+    """``dest/nietzsche.txt`` from where Keras' example downloads it (resumable, atomic, checked to be the
+    course's text); ``url`` or ``urls``: other sources to use instead (mirrors)."""
+    dest = os.fspath(dest)
     os.makedirs(dest, exist_ok=True)
     path = os.path.join(dest, FILENAME)
-    fetch_url(url, path, sha256=SHA256, what=FILENAME, verbose=verbose)
-    n = check_download(path)
-    return {FILENAME: n}
+    sources = list(urls or ([url] if url else []))
+    fetch(sources or [URL], path, sha256=SHA256, what=FILENAME, verbose=verbose, check=text_problem,
+          mirrors=not sources)
+    return {FILENAME: check_download(path)}
 
 
-def check_download(path, expected=N_CHARS, tolerance=0.02):
-    """The number of characters of a downloaded ``nietzsche.txt``; an HTML error page, a binary file or a
-    text far from the course's size is moved aside (``.bad``) with one line saying so."""
+def text_problem(path, expected=N_CHARS, tolerance=0.02):
+    """Why the file at ``path`` is not the course's text (an HTML error page, a binary file, a text far
+    from its size), or None: the ``check`` of the download, so that a wrong file never gets the name."""
     from dl1.data.chars import load_text
     from dl1.io.errors import DataError
 
     try:
         text = load_text(path)
     except DataError as e:
+        return str(e).removeprefix(f"{path}: ")
+    if text.lstrip().startswith("<"):
+        return "an HTML or XML page, not the text"
+    if abs(len(text) - expected) > tolerance * expected:
+        return f"{len(text)} characters where the course's text has {expected}"
+    return None
+
+
+def check_download(path, expected=N_CHARS, tolerance=0.02):
+    """The number of characters of a downloaded ``nietzsche.txt``; one that is not the course's text
+    (see ``text_problem``) is moved aside (``.bad``) with one line saying so."""
+    from dl1.data.chars import load_text
+
+    problem = text_problem(path, expected, tolerance)
+    if problem is not None:
         os.replace(path, path + ".bad")
-        raise DownloadError(f"{e}; kept as {path}.bad, run again to download afresh") from None
-    if abs(len(text) - expected) > tolerance * expected or text.lstrip().startswith("<"):
-        os.replace(path, path + ".bad")
-        raise DownloadError(f"{path}: {len(text)} characters where the course's text has {expected}; "
-                            f"kept as {path}.bad (not the expected file?)")
-    return len(text)
+        raise DownloadError(f"{path}: {problem}; kept as {path}.bad (not the expected file?)")
+    return len(load_text(path))
 
 
 register(Dataset(
