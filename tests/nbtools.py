@@ -13,6 +13,7 @@ import ast
 import base64
 import os
 import pickle
+import re
 import sys
 import time
 
@@ -133,6 +134,11 @@ def run_notebook(name, out_dir, parameters, read=(), then="", timeout=600):
         seconds = time.time() - start
     nb.cells = nb.cells[:n_cells]
     return Run(nb, values, seconds)
+
+
+def epoch_lines(text):
+    """How many epochs a text shows as Keras' one-line-per-epoch log (``fit(..., verbose=2)``)."""
+    return len(re.findall(r"^\d+/\d+ - \d+m?s - .*loss", text, re.M))
 
 
 def parameters_cells(nb):
