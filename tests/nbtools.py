@@ -1,23 +1,28 @@
 """Run the lesson notebooks headless for the tests, and check the committed ones.
 
-``run_notebook`` executes ``nbs/NAME.ipynb`` with papermill: the values given replace those of the cell tagged
-``parameters`` (papermill adds a cell after it), the kernel is this Python (the venv's, through a kernelspec
-written to a temporary ``JUPYTER_PATH``, so nothing installed globally is needed), offline, with matplotlib's
-file-only backend. Each notebook's last cell writes a few key results to the ``results_json`` file it is given;
-``run_notebook`` returns them with the run time.
+``run_notebook`` executes ``nbs/NAME.ipynb`` as a learner's papermill run does: the values given replace
+those of the cell tagged ``parameters`` (papermill adds a cell after it), the kernel is this Python (the
+venv's, through a kernelspec written to a temporary ``JUPYTER_PATH``), offline, with matplotlib's file-only
+backend. The lessons hold no code for the tests: after the last cell, in the same kernel, ``run_notebook``
+evaluates the expressions it is asked to ``read`` (after running ``then``, extra code the test needs, for
+example the library helper whose result a cell must agree with) and returns their values with the executed
+notebook, whose outputs the tests can read too.
 """
 
 import ast
-import json
+import base64
 import os
+import pickle
+import re
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NBS = os.path.join(ROOT, "nbs")
 KERNEL_NAME = "python3"
-# What every notebook's parameters cell must define (papermill injects values for these).
-REQUIRED_PARAMETERS = ("path", "size", "weights", "epochs", "batch_size", "results_json")
+# What every image notebook's parameters cell defines (papermill injects values for these).
+REQUIRED_PARAMETERS = ("path", "size", "weights", "epochs", "batch_size")
+_MARK = "NBTOOLS-VALUES:"
 
 
 def notebook_paths():
@@ -35,6 +40,8 @@ def write_kernelspec(folder, env=None):
     Put ``folder`` first in ``JUPYTER_PATH`` and papermill/nbclient find it before any other ``python3``.
     ``env`` is added to the kernel's environment.
     """
+    import json
+
     kdir = os.path.join(folder, "kernels", KERNEL_NAME)
     os.makedirs(kdir, exist_ok=True)
     spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
@@ -45,28 +52,109 @@ def write_kernelspec(folder, env=None):
     return folder
 
 
-def run_notebook(name, out_dir, parameters, timeout=600):
-    """Execute ``nbs/<name>.ipynb`` with ``parameters``; returns ``(results dict, seconds)``.
+class Run:
+    """An executed notebook: ``values`` (what was read from its kernel), ``nb`` (cells with their outputs),
+    ``seconds`` (the notebook's own run time, without the reading)."""
 
-    The executed copy is written to ``out_dir`` (look there when a test fails). A failing cell raises
-    papermill's ``PapermillExecutionError`` with the cell's traceback.
+    def __init__(self, nb, values, seconds):
+        self.nb, self.values, self.seconds = nb, values, seconds
+
+    def __getitem__(self, name):
+        return self.values[name]
+
+    def cell(self, contains):
+        """The first code cell whose source contains ``contains``."""
+        for cell in self.nb.cells:
+            if cell.cell_type == "code" and contains in cell.source:
+                return cell
+        raise KeyError(f"no code cell contains {contains!r}")
+
+    def text(self, contains=None):
+        """The text a learner sees under the cells (printed lines, warnings, values shown), all of it or of
+        the first cell whose source contains ``contains``."""
+        cells = [self.cell(contains)] if contains else [c for c in self.nb.cells if c.cell_type == "code"]
+        parts = []
+        for cell in cells:
+            for out in cell.get("outputs", []):
+                if out.output_type == "stream":
+                    parts.append(out.text)
+                elif "data" in out and "text/plain" in out.data:
+                    parts.append(out.data["text/plain"] + "\n")
+        return "".join(parts)
+
+    def count(self, mime):
+        """How many outputs carry ``mime`` (``image/png``: plots)."""
+        return sum(mime in out.get("data", {}) for c in self.nb.cells if c.cell_type == "code"
+                   for out in c.get("outputs", []))
+
+
+def _reader_source(read):
+    """Code that evaluates each expression of ``read`` in the kernel and prints the values, pickled."""
+    return (f"import pickle as _p, base64 as _b\n"
+            f"print({_MARK!r} + _b.b64encode(_p.dumps({{_k: eval(_k) for _k in {list(read)!r}}})).decode())\n"
+            f"del _p, _b")
+
+
+def run_notebook(name, out_dir, parameters, read=(), then="", timeout=600):
+    """Execute ``nbs/<name>.ipynb`` with ``parameters``; then run ``then`` and read the expressions ``read``
+    in the same kernel. Returns a ``Run``.
+
+    The executed copy (with a last cell holding the test's own code) is written to ``out_dir`` even when a
+    cell fails (look there); a failing cell raises nbclient's ``CellExecutionError`` with its traceback.
     """
-    import papermill as pm
+    import nbformat
+    from nbclient import NotebookClient
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
 
     os.makedirs(out_dir, exist_ok=True)
-    results_json = os.path.join(out_dir, f"{name}.json")
-    params = dict(parameters, results_json=results_json)
+    nb = load_notebook_node(os.path.join(NBS, f"{name}.ipynb"))  # papermill's reading: every cell has tags
+    nb = parameterize_notebook(nb, parameters, kernel_name=KERNEL_NAME, language="python")
+    n_cells = len(nb.cells)
+    probe = then + ("\n" if then else "") + (_reader_source(read) if read else "")
+    if probe:
+        nb.cells.append(nbformat.v4.new_code_cell(probe, metadata={"tags": ["test-only"]}))
+    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": NBS}})
     start = time.time()
-    pm.execute_notebook(os.path.join(NBS, f"{name}.ipynb"), os.path.join(out_dir, f"{name}.ipynb"),
-                        parameters=params, kernel_name=KERNEL_NAME, cwd=NBS, progress_bar=False,
-                        log_output=False, execution_timeout=timeout)
-    seconds = time.time() - start
-    with open(results_json, encoding="utf-8") as f:
-        return json.load(f), seconds
+    seconds = None
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                if index == n_cells:
+                    seconds = time.time() - start
+                client.execute_cell(cell, index)
+    finally:
+        nbformat.write(nb, os.path.join(out_dir, f"{name}.ipynb"))
+    values = {}
+    if read:
+        line = next(line for out in nb.cells[-1].outputs if out.output_type == "stream"
+                    for line in out.text.splitlines() if line.startswith(_MARK))
+        values = pickle.loads(base64.b64decode(line[len(_MARK):]))
+    if seconds is None:
+        seconds = time.time() - start
+    nb.cells = nb.cells[:n_cells]
+    return Run(nb, values, seconds)
+
+
+def epoch_lines(text):
+    """How many epochs a text shows as Keras' one-line-per-epoch log (``fit(..., verbose=2)``)."""
+    return len(re.findall(r"^\d+/\d+ - \d+m?s - .*loss", text, re.M))
 
 
 def parameters_cells(nb):
     return [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+
+
+def parameters(name):
+    """The values of ``nbs/<name>.ipynb``'s parameters cell, as a learner opening it gets them."""
+    import nbformat
+
+    nb = nbformat.read(os.path.join(NBS, f"{name}.ipynb"), as_version=4)
+    cells = parameters_cells(nb)
+    assert len(cells) == 1, f"{name}: {len(cells)} cells tagged 'parameters', want exactly one"
+    values = {}
+    exec(compile(cells[0].source, name, "exec"), {}, values)
+    return values
 
 
 def assigned_names(source):

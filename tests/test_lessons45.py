@@ -2,6 +2,7 @@
 and the three notebooks run end to end on the synthetic stand-ins."""
 
 import os
+import re
 
 import nbformat
 import nbtools
@@ -16,8 +17,9 @@ from dl1.data.ratings import read_movies, read_ratings, remap_ids, split_ratings
 from dl1.data.text import Tokenizer, pad_sequences, read_imdb, text_to_word_sequence
 from dl1.io.errors import DataError, DL1Error
 
-NOTEBOOKS = {"lesson4": ("path", "n_factors", "epochs", "batch_size"),
-             "lesson5": ("path", "glove", "vocab_size", "seq_len", "epochs", "batch_size"),
+NOTEBOOKS = {"lesson4": ("path", "n_factors", "epochs", "dot_epochs", "bias_epochs", "neural_epochs", "batch_size"),
+             "lesson5": ("path", "glove", "vocab_size", "seq_len", "epochs", "single_epochs", "conv1_epochs",
+                         "glove_epochs", "multi_epochs", "lstm_epochs", "batch_size"),
              "wordvectors": ("glove", "n_words")}
 
 
@@ -294,15 +296,18 @@ def test_glove_byte_order_mark_and_repeated_words(tmp_path, capsys):
 def test_notebook_parameters_are_the_course_defaults(name):
     nb = nbformat.read(os.path.join(nbtools.NBS, f"{name}.ipynb"), as_version=4)
     assert not nbtools.output_problems(nb)
-    cells = nbtools.parameters_cells(nb)
-    assert len(cells) == 1
-    values = {}
-    exec(compile(cells[0].source, name, "exec"), {}, values)
-    assert set(NOTEBOOKS[name]) | {"results_json"} == set(values)
+    values = nbtools.parameters(name)
+    assert set(NOTEBOOKS[name]) == set(values)
     if name == "lesson4":
-        assert values["n_factors"] == 50 and values["path"].startswith("data/") and values["batch_size"] == 64
+        assert values["n_factors"] == 50 and values["path"] == "../data/ml-small/" and values["batch_size"] == 64
+        assert (values["epochs"], values["dot_epochs"], values["bias_epochs"], values["neural_epochs"]) == \
+            (None, (1, 3, 6), (1, 6, 10, 5), 8)
     if name == "lesson5":
         assert values["vocab_size"] == 5000 and values["seq_len"] == 500 and values["glove"].endswith("50d.txt")
+        assert (values["epochs"], values["single_epochs"], values["conv1_epochs"], values["glove_epochs"],
+                values["multi_epochs"], values["lstm_epochs"]) == (None, 2, 4, (2, 1), (2, 2), 5)
+    if name == "wordvectors":
+        assert values["n_words"] == 350
 
 
 @pytest.fixture(scope="module")
@@ -310,33 +315,76 @@ def kernel(tmp_path_factory, _isolated_keras_home):
     yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter45"), _isolated_keras_home)
 
 
+# After the last cell of lesson 4: the library's recommenders (dl1.models.collab, used by the command line and
+# the benchmarks) are the notebook's models: same weights, same predictions.
+COLLAB_AGREES = """
+from dl1.models import collab as _collab
+_lib = _collab.bias_model(n_users, n_movies, n_factors)
+_lib.set_weights(model.get_weights())
+_x = [val.userId.to_numpy()[:500], val.movieId.to_numpy()[:500]]
+bias_diff = float(np.abs(_lib.predict(_x, verbose=0) - model.predict(_x, verbose=0)).max())
+_lib = _collab.neural_model(n_users, n_movies, n_factors)
+_lib.set_weights(nn.get_weights())
+neural_diff = float(np.abs(_lib.predict(_x, verbose=0) - nn.predict(_x, verbose=0)).max())
+dot_params = _collab.dot_model(n_users, n_movies, n_factors).count_params()
+"""
+
+
 def test_lesson4(kernel, ml, tmp_path):
-    results, _ = nbtools.run_notebook("lesson4", tmp_path, {
-        "path": str(ml), "n_factors": 50, "epochs": 2, "batch_size": 256})
+    run = nbtools.run_notebook("lesson4", tmp_path, {
+        "path": str(ml), "n_factors": 50, "batch_size": 256, "dot_epochs": [1, 1, 2], "bias_epochs": [1, 2, 1, 1],
+        "neural_epochs": 2}, then=COLLAB_AGREES, read=(
+        "n_users", "n_movies", "len(trn) + len(val)", "float(baseline_mse)", "float(dot_val_mse)",
+        "float(bias_val_mse)", "float(neural_val_mse)", "float(np.squeeze(model.predict([np.array([3]), np.array([6])])))",
+        "movie_emb.shape", "bias_diff", "neural_diff", "dot_params"))
     ratings = read_ratings(str(ml))
-    assert results["n_users"] == ratings.userId.nunique() and results["n_movies"] == ratings.movieId.nunique()
-    assert results["n_train"] + results["n_valid"] == len(ratings)
+    n_users, n_movies = ratings.userId.nunique(), ratings.movieId.nunique()
+    assert run["n_users"] == n_users and run["n_movies"] == n_movies
+    assert run["len(trn) + len(val)"] == len(ratings)
     # the recommenders beat predicting the global mean
-    assert results["bias_val_mse"] < 0.85 * results["baseline_mse"]
-    assert results["dot_val_mse"] < results["baseline_mse"]
-    assert np.isfinite(results["neural_val_mse"]) and 0.5 <= results["predict_3_6"] <= 6
-    assert results["movie_emb_shape"] == [results["n_movies"], 50]
+    baseline = run["float(baseline_mse)"]
+    assert run["float(bias_val_mse)"] < 0.85 * baseline and run["float(dot_val_mse)"] < baseline
+    assert np.isfinite(run["float(neural_val_mse)"])
+    assert 0.5 <= run["float(np.squeeze(model.predict([np.array([3]), np.array([6])])))"] <= 6
+    assert run["movie_emb.shape"] == (min(2000, n_movies), 50)
     assert (ml / "models" / "bias.h5").exists()
+    assert run["bias_diff"] < 1e-5 and run["neural_diff"] < 1e-5
+    assert run["dot_params"] == (n_users + n_movies) * 50
+
+
+def _val_accuracy(run, contains):
+    """The last validation accuracy a fit printed in the cell whose source contains ``contains``."""
+    return float(re.findall(r"val_accuracy: ([0-9.]+)", run.text(contains))[-1])
 
 
 def test_lesson5(kernel, imdb, glove, tmp_path):
-    results, _ = nbtools.run_notebook("lesson5", tmp_path, {
-        "path": str(imdb), "glove": str(glove), "vocab_size": 1000, "seq_len": 40, "epochs": 2,
-        "batch_size": 64})
-    assert results["n_train"] == 500 and results["padded_shape"] == [500, 40]
-    assert results["first_words"][0] == "the"
-    assert results["glove_rows_ok"] and results["glove_known_words"] > 200
-    assert results["embedding_moved"]  # unfreezing took effect
-    best = max(v for k, v in results.items() if k.endswith("val_accuracy"))
-    assert best >= 0.75, results  # 50% is chance
-    assert results["glove_unfrozen_val_accuracy"] >= 0.7
-    for key in ("single_val_accuracy", "conv1_val_accuracy", "multi_val_accuracy", "lstm_val_accuracy"):
-        assert 0 <= results[key] <= 1
+    # after the last cell: the notebook's create_emb loop builds what embedding_matrix (the library's) builds,
+    # from the same random draws
+    then = """
+np.random.seed(1)
+_mine = create_emb()
+np.random.seed(1)
+emb_diff = float(np.abs(_mine - embedding_matrix(idx, vecs, wordidx, vocab_size, verbose=False)).max())
+known = [w for w in idx_arr[:vocab_size - 2] if w in wordidx and re.match(r'^[a-zA-Z0-9\\-]*$', w)]
+glove_rows_ok = all(np.allclose(_mine[idx[w]], vecs[wordidx[w]] / 3) for w in known)
+"""
+    run = nbtools.run_notebook("lesson5", tmp_path, {
+        "path": str(imdb), "glove": str(glove), "vocab_size": 1000, "seq_len": 40, "batch_size": 64,
+        # a schedule of its own (lists: papermill passes tuples as strings): enough for the convolutions to
+        # learn, one epoch of the slow LSTM
+        "single_epochs": 2, "conv1_epochs": 2, "glove_epochs": [2, 1], "multi_epochs": [1, 1], "lstm_epochs": 1},
+        then=then,
+        read=("len(trn_texts)", "trn.shape", "idx_arr[:10]", "emb_diff", "glove_rows_ok", "len(known)"))
+    assert run["len(trn_texts)"] == 500 and run["trn.shape"] == (500, 40)
+    assert run["idx_arr[:10]"][0] == "the"
+    assert run["emb_diff"] == 0 and run["glove_rows_ok"] and run["len(known)"] > 200
+    assert "word ids start from their GloVe vector" in run.text("def create_emb")
+    moved = float(re.search(r"the embedding moved by ([0-9.e-]+) at most", run.text()).group(1))
+    assert moved > 0  # unfreezing took effect
+    accuracies = {c: _val_accuracy(run, c) for c in ("model.fit(trn", "conv1.fit(trn")}
+    glove_unfrozen = _val_accuracy(run, "model.layers[0].trainable = True")
+    assert max([*accuracies.values(), glove_unfrozen]) >= 0.75, accuracies  # 50% is chance
+    assert glove_unfrozen >= 0.7
     assert (imdb / "models" / "conv1.h5").exists() and (imdb / "models" / "glove50.h5").exists()
 
 
@@ -344,14 +392,16 @@ def test_wordvectors(kernel, glove, tmp_path):
     data = tmp_path / "glove"
     data.mkdir()
     (data / glove.name).write_bytes(glove.read_bytes())
-    results, _ = nbtools.run_notebook("wordvectors", tmp_path / "out", {"glove": str(data / glove.name),
-                                                                        "n_words": 60})
+    run = nbtools.run_notebook("wordvectors", tmp_path / "out", {"glove": str(data / glove.name), "n_words": 60},
+                               read=("vecs.shape", "words[:25]", "w2v('of')[:3]", "neighbours", "Y.shape", "end",
+                                     "sorted(f for f in os.listdir(res_path) if f.startswith(name))"))
     vecs, words, wordidx = read_glove(str(glove))
-    assert results["shape"] == list(vecs.shape) and results["first_words"] == words[:25]
-    np.testing.assert_allclose(results["of_head"], vecs[wordidx["of"]][:3], rtol=1e-6)
+    assert run["vecs.shape"] == vecs.shape and run["words[:25]"] == words[:25]
+    np.testing.assert_allclose(run["w2v('of')[:3]"], vecs[wordidx["of"]][:3], rtol=1e-6)
     from dl1.data.datasets._words import NEGATIVE, POSITIVE
 
-    assert sum(w in POSITIVE for w in results["neighbours"]["great"]) >= 6
-    assert sum(w in NEGATIVE for w in results["neighbours"]["awful"]) >= 6
-    assert results["plotted"] == 60 and results["tsne_shape"][1] == 2
-    assert results["saved"] == ["6B.50d.dat", "6B.50d_idx.pkl", "6B.50d_words.pkl"]
+    assert sum(w in POSITIVE for w in run["neighbours"]["great"]) >= 6
+    assert sum(w in NEGATIVE for w in run["neighbours"]["awful"]) >= 6
+    assert run["end"] == 60 and run["Y.shape"][1] == 2
+    assert run["sorted(f for f in os.listdir(res_path) if f.startswith(name))"] == \
+        ["6B.50d.dat", "6B.50d_idx.pkl", "6B.50d_words.pkl"]

@@ -10,7 +10,10 @@ models, in Keras 3 layers:
 
 Inputs are named ``user_in`` and ``movie_in`` and take one integer index each (``Input((1,), 'int64')``);
 models are compiled with ``Adam(0.001)`` and ``'mse'``, and save to any weight-file name (``bias.h5``).
-``embedding_input`` and ``create_bias`` are the course's helpers of the same names.
+``embedding_input`` and ``create_bias`` are the course's helpers of the same names. ``nbs/lesson4.ipynb``
+writes the three models out in its cells, as the course did; these are the same models for the command line
+and the benchmarks (``tests/test_lessons45.py`` loads the notebook's trained weights into them and compares
+the predictions).
 """
 
 import keras
