@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from dl1.io.atomic import atomic_path, write_text
-from dl1.models.vgg16 import VggPreprocess, vgg_mean
+from dl1.models.preprocess import VggPreprocess, vgg_mean
 
 CLASSES_SUFFIX = ".classes.json"
 CLASSES_MEMBER = "dl1_classes.json"
