@@ -84,19 +84,20 @@ class Results:
                         return ModelRecord(classes=names)
             if not required:
                 return None
-            raise DL1Error(f"no trained model in {self.path}: {self._missing_hint()}") from None
+            hint = self._sample_hint(MODEL_FILE, "trained") or "run 'dl1 finetune' first"
+            raise DL1Error(f"no trained model in {self.path}: {hint}") from None
         except ValueError as e:
             if not required:
                 return None
             raise DL1Error(f"{self.model_file} is damaged ({e}); run 'dl1 finetune' again") from None
         return ModelRecord.from_dict(data, source=self.model_file)
 
-    def _missing_hint(self):
-        sample = os.path.join(self.root, "sample", "results", MODEL_FILE)
-        if os.path.isfile(sample):
-            return (f"there is one in {os.path.dirname(sample)} (trained with --sample): add --sample to use it, "
-                    "or run 'dl1 finetune' first")
-        return "run 'dl1 finetune' first"
+    def _sample_hint(self, name, made):
+        """When ``name`` is missing here but present in ``ROOT/sample/results``: how to use that one."""
+        sample = os.path.join(self.root, "sample", "results")
+        if os.path.isfile(os.path.join(sample, name)):
+            return f"there is one in {sample} ({made} with --sample): add --sample"
+        return None
 
     def write_model(self, record):
         """Write the record (a ``ModelRecord``, or a dict of its fields as the notebooks write it)."""
@@ -144,7 +145,9 @@ class Results:
         for name in names:
             path = self.file(name)
             if not os.path.exists(path):
-                raise DL1Error(f"{path} not found: run '{step}' first")
+                hint = self._sample_hint(name, "made")
+                raise DL1Error(f"{path} not found: " + (f"{hint}, or run '{step}' first" if hint else
+                                                         f"run '{step}' first"))
             out.append(load_array(path))
         return out
 
