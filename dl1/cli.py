@@ -56,7 +56,7 @@ def cmd_sample(args):
 
 
 def cmd_cache(args):
-    steps.feature_cache(args.dir, sample=args.sample, clear=args.clear)
+    steps.feature_cache(args.dir, **_given(args, steps.feature_cache))
     return 0
 
 
@@ -83,24 +83,22 @@ def cmd_lr_find(args):
 
 
 def cmd_export(args):
-    steps.export(args.dir, sample=args.sample, weights=args.weights, output=args.output)
+    steps.export(args.dir, **_given(args, steps.export))
     return 0
 
 
 def cmd_predict(args):
-    steps.predict(args.dir, sample=args.sample, weights=args.weights, batch_size=args.batch_size,
-                  valid=not args.no_valid, tta=args.tta)
+    steps.predict(args.dir, **_given(args, steps.predict))
     return 0
 
 
 def cmd_inspect(args):
-    steps.inspect(args.dir, sample=args.sample, n_view=args.n_view, seed=args.seed)
+    steps.inspect(args.dir, **_given(args, steps.inspect))
     return 0
 
 
 def cmd_submit(args):
-    steps.submit(args.dir, clip=args.clip, output=args.output, positive=args.positive, upload=args.upload,
-                 message=args.message, competition=args.competition, sample=args.sample)
+    steps.submit(args.dir, **_given(args, steps.submit))
     return 0
 
 
@@ -116,12 +114,23 @@ def cmd_kaggle_download(args):
 
 
 def cmd_demo(args):
-    demo(args.dir, n=args.n, epochs=args.epochs, batch_size=args.batch_size, size=args.size, seed=args.seed,
-         stand_in=args.stand_in)
+    demo(args.dir, **_given(args, demo))
     return 0
 
 
 # ---- declaring the options, each once --------------------------------------------------------------------
+def defaults(fn):
+    """The defaults of ``fn``'s keyword parameters: a library function's signature is where a subcommand's
+    defaults live (its options default to ``argparse.SUPPRESS`` and say the signature's value in --help)."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
+
+
+def _given(args, fn):
+    """The options given on the command line that ``fn`` takes (the others keep ``fn``'s defaults)."""
+    return {name: getattr(args, name) for name in inspect.signature(fn).parameters
+            if name != "directory" and hasattr(args, name)}
+
+
 def _number(s, flag, check, **kwargs):
     """An option whose value ``check`` (``dl1.models.config``) tests once the arguments are read."""
     action = s.add_argument(flag, **kwargs)
@@ -154,9 +163,9 @@ def _data_folder(s, weights=False, what="use the model trained with --sample (DI
     """``DIR`` and ``--sample`` (every subcommand that takes a data folder), and ``--weights`` for those
     that load the trained model."""
     s.add_argument("dir", help="the data folder (the one holding train/, valid/, test/ and results/)")
-    s.add_argument("--sample", action="store_true", help=what)
+    s.add_argument("--sample", action="store_true", default=argparse.SUPPRESS, help=what)
     if weights:
-        s.add_argument("--weights", default=None, help="weights file (default: the last epoch's)")
+        s.add_argument("--weights", default=argparse.SUPPRESS, help="weights file (default: the last epoch's)")
 
 
 def check_arguments(args):
@@ -239,36 +248,44 @@ def build_parser():
     s.add_argument("dir")
     _run_options(s, LR_FIND)
 
+    d = defaults(steps.predict)
     s = _subcommand(sub, "predict", cmd_predict, help="probabilities for DIR/test (and DIR/valid) under "
                     "DIR/results", description="Predict DIR/test with the last fine-tuned weights; saves "
                     "results/test_preds.dat, results/filenames.dat and the same for valid/.")
     _data_folder(s, weights=True)
-    _number(s, "--batch-size", at_least(1), type=int, default=64, help="batch size (default 64)")
-    s.add_argument("--no-valid", action="store_true", help="skip the validation predictions")
-    _number(s, "--tta", at_least(1), type=int, default=1, metavar="N",
-            help="test-time augmentation: mean over the original and N-1 flipped/shifted copies (default 1: none)")
+    _number(s, "--batch-size", at_least(1), type=int, default=argparse.SUPPRESS,
+            help=f"batch size (default {d['batch_size']})")
+    s.add_argument("--no-valid", dest="valid", action="store_false", default=argparse.SUPPRESS,
+                   help="skip the validation predictions")
+    _number(s, "--tta", at_least(1), type=int, default=argparse.SUPPRESS, metavar="N",
+            help="test-time augmentation: mean over the original and N-1 flipped/shifted copies "
+                 f"(default {d['tta']}: none)")
 
+    d = defaults(steps.inspect)
     s = _subcommand(sub, "inspect", cmd_inspect,
                     help="PNGs of right/wrong/uncertain predictions and the confusion matrix",
                     description="Save inspection plots of the validation predictions under DIR/results.")
     _data_folder(s)
-    _number(s, "--n-view", at_least(1), type=int, default=4, help="images per plot (default 4)")
-    _number(s, "--seed", at_least(0), type=int, default=0, help="random seed of the images shown (default 0)")
+    _number(s, "--n-view", at_least(1), type=int, default=argparse.SUPPRESS,
+            help=f"images per plot (default {d['n_view']})")
+    _number(s, "--seed", at_least(0), type=int, default=argparse.SUPPRESS,
+            help=f"random seed of the images shown (default {d['seed']})")
 
+    d = defaults(steps.submit)
     s = _subcommand(sub, "submit", cmd_submit, help="write and validate DIR/results/submission.csv; --upload "
                     "sends it", description="Turn test predictions into a Kaggle CSV, validate it, optionally "
                     "upload.")
     _data_folder(s, what="use the predictions of the model trained with --sample (DIR/sample/results)")
-    s.add_argument("--clip", default="0.95",
-                   help="clip probabilities to [1-C, C] (default 0.95); 'auto' picks C on the validation "
+    s.add_argument("--clip", default=argparse.SUPPRESS,
+                   help=f"clip probabilities to [1-C, C] (default {d['clip']}); 'auto' picks C on the validation "
                         "set; 'none' keeps them")
-    s.add_argument("--positive", default=None, help="two classes: whose probability is 'label' (default "
-                                                    "the second, dogs)")
-    s.add_argument("--output", default=None, help="file to write (default DIR/results/submission.csv)")
-    s.add_argument("--upload", action="store_true", help="submit to Kaggle after writing")
-    s.add_argument("-m", "--message", default=None, help="submission message (needed with --upload)")
-    s.add_argument("--competition", default=None, help="competition slug (default: the one downloaded "
-                                                       "into DIR, else dogs-vs-cats-redux-kernels-edition)")
+    s.add_argument("--positive", default=argparse.SUPPRESS, help="two classes: whose probability is 'label' "
+                                                                 "(default the second, dogs)")
+    s.add_argument("--output", default=argparse.SUPPRESS, help="file to write (default DIR/results/submission.csv)")
+    s.add_argument("--upload", action="store_true", default=argparse.SUPPRESS, help="submit to Kaggle after writing")
+    s.add_argument("-m", "--message", default=argparse.SUPPRESS, help="submission message (needed with --upload)")
+    s.add_argument("--competition", default=argparse.SUPPRESS, help="competition slug (default: the one "
+                   "downloaded into DIR, else dogs-vs-cats-redux-kernels-edition)")
 
     s = _subcommand(sub, "validate", cmd_validate, help="check a submission file (exit 1 and a reason when "
                     "invalid)", description="Check a submission CSV: columns, NaN, range, duplicate and "
@@ -281,14 +298,15 @@ def build_parser():
                                 "bounded by DL1_CACHE_MAX_GB (20) and DL1_CACHE_MAX_FILES (24), least recently "
                                 "used files going first.")
     _data_folder(s, what="the cache of DIR/sample (DIR/sample/.dl1-cache)")
-    s.add_argument("--clear", action="store_true", help="delete the cached features")
+    s.add_argument("--clear", action="store_true", default=argparse.SUPPRESS, help="delete the cached features")
 
     s = _subcommand(sub, "export", cmd_export, help="one .keras file of the trained model that plain Keras "
                     "loads", description="Write the last fine-tuned model as DIR/results/model.keras (or -o "
                     "FILE): plain Keras layers only, preprocessing inside (raw RGB images in), class names in "
                     "FILE.classes.json; keras.saving.load_model loads it without dl1.")
     _data_folder(s, weights=True)
-    s.add_argument("-o", "--output", default=None, help="file to write (default DIR/results/model.keras)")
+    s.add_argument("-o", "--output", default=argparse.SUPPRESS, help="file to write (default "
+                   "DIR/results/model.keras)")
 
     s = _subcommand(sub, "download", cmd_download, help="download one of the course's public data sets into "
                     "DIR", description="Download a public data set of the course from where it is published "
@@ -308,17 +326,21 @@ def build_parser():
     s.add_argument("--competition", default=None, help="competition slug from its URL")
     s.add_argument("--force", action="store_true", help="download again even if the files are there")
 
+    d = defaults(demo)
     s = _subcommand(sub, "demo", cmd_demo, help="the whole job on the built-in synthetic sample",
                     description="sample -> prepare -> finetune -> predict -> inspect -> submit, on a "
                                 "synthetic set: works offline on any machine in a few minutes.")
-    s.add_argument("dir", nargs="?", default=os.path.join("data", "demo"))
-    _number(s, "--n", at_least(MIN_IMAGES), type=int, default=300, help="labelled images (default 300)")
-    _number(s, "--epochs", at_least(1), type=int, default=5, help="epochs (default 5)")
-    _number(s, "--batch-size", at_least(1), type=int, default=32, help="batch size (default 32)")
-    _number(s, "--size", at_least(1), type=int, default=64,
-            help="image side without ImageNet weights (default 64)")
-    _number(s, "--seed", at_least(0), type=int, default=0, help="random seed (default 0)")
-    s.add_argument("--stand-in", action="store_true", help="use stand-in weights even if ImageNet's are here")
+    s.add_argument("dir", nargs="?", default=d["directory"], help=f"folder to use (default {d['directory']})")
+    _number(s, "--n", at_least(MIN_IMAGES), type=int, default=argparse.SUPPRESS,
+            help=f"labelled images (default {d['n']})")
+    _number(s, "--epochs", at_least(1), type=int, default=argparse.SUPPRESS, help=f"epochs (default {d['epochs']})")
+    _number(s, "--batch-size", at_least(1), type=int, default=argparse.SUPPRESS,
+            help=f"batch size (default {d['batch_size']})")
+    _number(s, "--size", at_least(1), type=int, default=argparse.SUPPRESS,
+            help=f"image side without ImageNet weights (default {d['size']})")
+    _number(s, "--seed", at_least(0), type=int, default=argparse.SUPPRESS, help=f"random seed (default {d['seed']})")
+    s.add_argument("--stand-in", action="store_true", default=argparse.SUPPRESS,
+                   help="use stand-in weights even if ImageNet's are here")
     return p
 
 
