@@ -115,3 +115,11 @@ def test_densenet121_added_as_one_entry_predicts_as_keras_application(seeded, tm
     model.model.save_weights(tmp_path / "ft1.h5")
     again = ImageClassifier("densenet121", weights=str(tmp_path / "ft1.h5"), size=32, verbose=False)
     np.testing.assert_allclose(again.model.predict(x, verbose=0), model.model.predict(x, verbose=0), atol=1e-5)
+    model.classes = ["cats", "dogs"]  # and the exported file is plain Keras (the base as a plain network)
+    path = model.export(str(tmp_path / "model.keras"))
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        assert "dl1" not in z.read("config.json").decode()
+    exported = keras.saving.load_model(path)
+    np.testing.assert_allclose(exported.predict(x, verbose=0), model.model.predict(x, verbose=0), atol=1e-5)
