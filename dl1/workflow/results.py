@@ -45,11 +45,6 @@ class Results:
         if create:
             os.makedirs(self.path, exist_ok=True)
 
-    @classmethod
-    def of(cls, directory, sample=False, create=True):
-        """The results of ``directory`` or, with ``sample``, of ``directory/sample``."""
-        return cls(os.path.join(directory, "sample") if sample else directory, create=create)
-
     @property
     def cache_dir(self):
         """The frozen-feature cache folder of this data folder (``dl1.train.features.cache_dir_for``)."""
