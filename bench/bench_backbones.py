@@ -1,15 +1,16 @@
 """Frozen-feature throughput (images/s) of each backbone: our pipeline against plain keras.applications.
 
-Ours: ``Backbone.named(arch)`` (``dl1.models.backbones``), ``get_batches`` on a folder of JPEGs and the
-frozen-feature cache (``FeatureCache``: parallel decode, prefetch, the base in inference mode, blosc2
-write), timed from a fresh cache folder. Baseline, in the same run: ``keras.applications.<App>(include_top=
-False, pooling='avg')`` + the application's preprocessing + ``model.predict(x, batch_size=32)`` on the same
-images decoded up front with Pillow (decode included in its time). A third figure runs ours with Keras' own
-Conv2D (``fast_convs=False``): ``<arch>_fastconv`` says whether dl1's copy-free torch convolutions
-(``dl1.nn.layers``) matter for that network; the count of convolutions they cover is printed.
-Random weights (no ImageNet file offline): throughput does not depend on the values.
+Ours: ``make_model(arch)`` (``dl1.models.backbones``: the architecture table's entry), ``get_batches`` on a
+folder of JPEGs and the frozen-feature cache (``FeatureCache``: parallel decode, prefetch, the base in
+inference mode, blosc2 write), timed from a fresh cache folder. Baseline, in the same run:
+``keras.applications.<App>(include_top=False, pooling='avg')`` + the application's preprocessing +
+``model.predict(x, batch_size=32)`` on the same images decoded up front with Pillow (decode included in its
+time). A third figure runs ours with Keras' own Conv2D (``fast_convs=False``, VGG16 included):
+``<arch>_fastconv_vs_keras_conv`` says whether dl1's copy-free torch convolutions (``dl1.nn.layers``)
+matter for that network; the count of convolutions they cover is printed. Random weights (no ImageNet
+file offline): throughput does not depend on the values.
 
-    python bench/bench_backbones.py            # CPU: 64 px, 96 images, all six architectures
+    python bench/bench_backbones.py            # CPU: 64 px, 96 images, every architecture but vgg16bn
     python bench/bench_backbones.py --quick    # tests: 32 px, 16 images, resnet50 and efficientnetv2b0
 """
 
@@ -24,23 +25,27 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
 
 import dl1  # noqa: F401
+from dl1.models import archs as table  # noqa: E402  (the architecture table: no Keras)
 
-ALL = ["vgg16", "resnet50", "efficientnetv2b0", "efficientnetv2s", "convnext_tiny"]
+ALL = [name for name in table.names() if name != "vgg16bn"]  # vgg16bn's features are vgg16's
+# keras.applications' own function and preprocessing module for each (the plain-Keras baseline)
+PLAIN = {"vgg16": ("VGG16", "vgg16"), "resnet50": ("ResNet50", "resnet50"),
+         "efficientnetv2b0": ("EfficientNetV2B0", "efficientnet_v2"),
+         "efficientnetv2s": ("EfficientNetV2S", "efficientnet_v2"), "convnext_tiny": ("ConvNeXtTiny", "convnext"),
+         "densenet121": ("DenseNet121", "densenet")}
 
 
 def _ours(arch, folder, size, fast, cache_dir):
-    from dl1.models.backbones import architecture
+    from dl1.models.backbones import make_model
     from dl1.train.features import FeatureCache
     from dl1.train.fit import cache_plan
 
-    kwargs = {"fast_convs": fast} if arch != "vgg16" else {}
-    model = architecture(arch)(weights=None, size=size, verbose=False, **kwargs)
+    model = make_model(arch, weights=None, size=size, verbose=False, fast_convs=fast)
     batches = model.get_batches(folder, shuffle=False, batch_size=32, verbose=False)
     model.ft(batches.num_classes)
     prefix = cache_plan(model.model, [batches])
-    os.environ["DL1_CACHE_DIR"] = cache_dir
     t0 = time.perf_counter()
-    x, _ = FeatureCache(prefix, batch_size=32, verbose=False).features(batches)
+    x, _ = FeatureCache(prefix, batch_size=32, verbose=False, folder=cache_dir).features(batches)
     return len(x) / (time.perf_counter() - t0), model
 
 
@@ -48,10 +53,7 @@ def _plain(arch, folder, size):
     import keras
     from PIL import Image
 
-    app, pre = {"vgg16": ("VGG16", "vgg16"), "resnet50": ("ResNet50", "resnet50"),
-                "efficientnetv2b0": ("EfficientNetV2B0", "efficientnet_v2"),
-                "efficientnetv2s": ("EfficientNetV2S", "efficientnet_v2"),
-                "convnext_tiny": ("ConvNeXtTiny", "convnext")}[arch]
+    app, pre = PLAIN[arch]
     model = getattr(keras.applications, app)(include_top=False, weights=None, pooling="avg",
                                              input_shape=(size, size, 3))
     preprocess = getattr(keras.applications, pre).preprocess_input
@@ -68,7 +70,7 @@ def main(argv=None):
     p.add_argument("--quick", "--tiny", action="store_true", help="32 px, 16 images, two backbones")
     p.add_argument("--size", type=int, default=None)
     p.add_argument("--n", type=int, default=None)
-    p.add_argument("--arch", nargs="*", default=None)
+    p.add_argument("--arch", nargs="*", default=None, choices=ALL)
     args = p.parse_args(argv)
     size = args.size or (32 if args.quick else 64)
     n = args.n or (16 if args.quick else 96)
@@ -82,10 +84,9 @@ def main(argv=None):
         for arch in archs:
             ours, model = _ours(arch, folder, size, True, os.path.join(tmp, f"c-{arch}-1"))
             ours = max(ours, _ours(arch, folder, size, True, os.path.join(tmp, f"c-{arch}-2"))[0])
-            plainconv = ours
-            if arch != "vgg16":
-                plainconv = max(_ours(arch, folder, size, False, os.path.join(tmp, f"c-{arch}-{i}"))[0]
-                                for i in (3, 4))
+            # the same pipeline with Keras' own Conv2D layers: measured for every network, VGG16 included
+            plainconv = max(_ours(arch, folder, size, False, os.path.join(tmp, f"c-{arch}-{i}"))[0]
+                            for i in (3, 4))
             base = max(_plain(arch, folder, size) for _ in range(2))
             fast, total = count_fast_convs(model.model)
             C.say(f"{arch:17s} {size}px: ours {ours:7.1f} img/s (Keras Conv2D: {plainconv:7.1f}), plain "

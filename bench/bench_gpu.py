@@ -4,6 +4,9 @@ and decoding against the forward pass.
     python bench/bench_gpu.py            # on a GPU box: 23,000 + 2,000 synthetic JPEGs at 224 px
     python bench/bench_gpu.py --quick    # any machine: a few hundred images at 64 px (checks the script)
 
+Without a CUDA GPU the full run says so in one line and exits with status 1 before writing anything
+(``--quick`` runs anywhere, the GPU-only figure then ``nan``).
+
 RESULT lines:
 - ``gpu_recipe_epoch_s``: one epoch of the 7-line recipe end to end from JPEG files (first epoch: the frozen
   features are computed from the images, then the head trains), ours against the 2017 figure of about 250 s
@@ -17,6 +20,7 @@ RESULT lines:
 
 import argparse
 import os
+import sys
 import time
 
 import _common as C
@@ -94,12 +98,16 @@ def main():
     p.add_argument("--forward-batch", type=int, default=256)
     p.add_argument("--out", help="folder for the data (kept); default a temporary folder")
     args = p.parse_args()
-    n = args.n or (300 if args.quick else 25000)
-    size = args.size or (64 if args.quick else 224)
-    C.machine_info("GPU box: recipe at course size, VGG16 forward vs bf16 peak, decode vs forward")
     import torch
 
     cuda = torch.cuda.is_available()
+    if not cuda and not args.quick:
+        print("bench_gpu.py: needs a CUDA GPU (torch.cuda.is_available() is False here); --quick checks the "
+              "script on any machine", file=sys.stderr)
+        return 1
+    n = args.n or (300 if args.quick else 25000)
+    size = args.size or (64 if args.quick else 224)
+    C.machine_info("GPU box: recipe at course size, VGG16 forward vs bf16 peak, decode vs forward")
     with C.workdir(args.out) as work:
         os.environ.setdefault("DL1_CACHE_DIR", os.path.join(work, "cache"))
         data = C.make_images(os.path.join(work, "dogscats"), n, 500, valid_fraction=2000 / 25000)
@@ -125,4 +133,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

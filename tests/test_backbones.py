@@ -41,9 +41,9 @@ def _images(n=4, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, SIZE, SIZE, 3)).astype("float32")
 
 
-def test_the_six_names_and_the_2017_resnet50_signature():
+def test_the_names_and_the_2017_resnet50_signature():
     assert list(ARCHITECTURES) == ["vgg16", "vgg16bn", "resnet50", "efficientnetv2b0", "efficientnetv2s",
-                                   "convnext_tiny"]
+                                   "convnext_tiny", "densenet121"]
     assert architecture(None) is Vgg16 and architecture("ResNet50") is Resnet50
     with pytest.raises(ValueError, match="convnext_tiny"):
         architecture("alexnet")

@@ -10,17 +10,21 @@ Keras ignores).
 
 A layer type of another model that has no plain Keras base class can say how to export it: a
 ``plain_keras_layer()`` method returning ``(layer, weights)``, or ``register_plain_equivalent(cls, fn)``.
+``FrozenBase`` (the pretrained base of a ``keras.applications`` network) becomes the plain base network, so
+every architecture of the table exports.
 """
 
 import json
 import os
+import warnings
 import zipfile
 
 import keras
 import numpy as np
 
 from dl1.io.atomic import atomic_path, write_text
-from dl1.models.vgg16 import VggPreprocess, vgg_mean
+from dl1.models.preprocess import VggPreprocess, vgg_mean
+from dl1.nn.frozen import FrozenBase
 
 CLASSES_SUFFIX = ".classes.json"
 CLASSES_MEMBER = "dl1_classes.json"
@@ -43,6 +47,17 @@ def _caffe_preprocess(layer):
 
 
 register_plain_equivalent(VggPreprocess, _caffe_preprocess)
+
+
+def _frozen_base(layer):
+    """``FrozenBase`` (a pretrained base that runs in inference mode) as the plain base network itself: an
+    exported model only predicts, where the two compute the same."""
+    base = plain_model(layer.base)
+    base.name = layer.name
+    return base, base.get_weights()
+
+
+register_plain_equivalent(FrozenBase, _frozen_base)
 
 
 def _float32(config):
@@ -86,7 +101,11 @@ def plain_model(model):
         plain = keras.Sequential([keras.Input(shape=shape, name="image")] + [clone(layer) for layer in model.layers],
                                  name=model.name)
     else:
-        plain = keras.models.clone_model(model, clone_function=clone, recursive=True)
+        with warnings.catch_warnings():  # the copy need not be compiled: an exported file only predicts
+            warnings.filterwarnings("ignore", message=r"`compile\(\)` was not called")
+            plain = keras.models.clone_model(model, clone_function=clone, recursive=True)
+        if type(plain) is not keras.Model:  # e.g. dl1.nn.model.Model: the same graph as a plain keras.Model
+            plain = keras.Model(plain.inputs, plain.outputs, name=model.name)
     for old, new, weights in pairs:
         values = weights if weights is not None else [keras.ops.convert_to_numpy(w) for w in old.weights]
         if values:

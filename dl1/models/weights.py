@@ -7,30 +7,19 @@ kept in the Keras cache ``$KERAS_HOME/models`` (default ``~/.keras/models``). ``
 
 import json
 import os
-from dataclasses import dataclass
 
 from dl1.io.errors import WeightsError
+from dl1.models import archs
+from dl1.models.archs import RemoteFile
+
+__all__ = ["BACKBONE_WEIGHTS", "IMAGENET_CLASS_INDEX", "RemoteFile", "VGG16_WEIGHTS", "VGG16_WEIGHTS_NO_TOP",
+           "backbone_env_var", "backbone_weights_path", "cached_path", "fetch", "have_backbone_weights",
+           "have_imagenet_weights", "imagenet_weights_path", "keras_cache_dir", "load_class_index", "local_path",
+           "offline"]
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    fname: str
-    origin: str
-    md5: str
-
-
-VGG16_WEIGHTS = RemoteFile(
-    "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-    "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
-    "64373286793e3c8b2b4e3219cbf3544b",
-)
-VGG16_WEIGHTS_NO_TOP = RemoteFile(
-    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
-    "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "6d6bbae143d832006294945121d1f1fc",
-)
+VGG16_WEIGHTS = archs.get("vgg16").weights
+VGG16_WEIGHTS_NO_TOP = archs.get("vgg16").weights_notop
 IMAGENET_CLASS_INDEX = RemoteFile(
     "imagenet_class_index.json",
     "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
@@ -131,37 +120,14 @@ def load_class_index(path=None, download=True, notice=None):
         raise WeightsError(f"cannot read the ImageNet class index {path}: {e}") from None
 
 
-# ---- keras.applications backbones (ResNet50, EfficientNetV2, ConvNeXt): Keras' own files and URLs -----------
-_APPS = "https://storage.googleapis.com/tensorflow/keras-applications/"
-BACKBONE_WEIGHTS = {  # arch: (file with the ImageNet top, file without it), as keras.applications names them
-    "resnet50": (
-        RemoteFile("resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-                   _APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels.h5",
-                   "2cb95161c43110f7111970584f804107"),
-        RemoteFile("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                   _APPS + "resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                   "4d473c1dd8becc155b73f8504c6f6626")),
-    "efficientnetv2b0": (
-        RemoteFile("efficientnetv2-b0.h5", _APPS + "efficientnet_v2/efficientnetv2-b0.h5",
-                   "21ecbf6da12460d5c40bb2f29ceb2188"),
-        RemoteFile("efficientnetv2-b0_notop.h5", _APPS + "efficientnet_v2/efficientnetv2-b0_notop.h5",
-                   "893217f2bb855e2983157299931e43ff")),
-    "efficientnetv2s": (
-        RemoteFile("efficientnetv2-s.h5", _APPS + "efficientnet_v2/efficientnetv2-s.h5",
-                   "e1d88a8495beba45748fedd0cecbe016"),
-        RemoteFile("efficientnetv2-s_notop.h5", _APPS + "efficientnet_v2/efficientnetv2-s_notop.h5",
-                   "af0682fb74e8c54910f2d4393339c070")),
-    "convnext_tiny": (
-        RemoteFile("convnext_tiny.h5", _APPS + "convnext/convnext_tiny.h5",
-                   "8ae6e78ce2933352b1ef4008e6dd2f17bc40771563877d156bc6426c7cf503ff"),
-        RemoteFile("convnext_tiny_notop.h5", _APPS + "convnext/convnext_tiny_notop.h5",
-                   "d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1")),
-}
+# ---- keras.applications backbones (ResNet50, EfficientNetV2, ConvNeXt, ...): Keras' own files and URLs -------
+# arch: (file with the ImageNet top, file without it), as keras.applications names them (dl1.models.archs)
+BACKBONE_WEIGHTS = {a.name: (a.weights, a.weights_notop) for a in archs.ARCHS.values() if a.application}
 
 
 def backbone_env_var(arch):
     """``DL1_WEIGHTS_RESNET50``, ``DL1_WEIGHTS_CONVNEXT_TINY``, ...: a copy of that backbone's file."""
-    return "DL1_WEIGHTS_" + arch.upper()
+    return archs.get(arch).env_var
 
 
 def backbone_weights_path(arch, include_top=True):
@@ -169,16 +135,17 @@ def backbone_weights_path(arch, include_top=True):
     ``DL1_WEIGHTS`` when it is a folder holding Keras' file or a file of exactly that name (so a VGG16
     file there is never loaded into a ResNet); else the Keras cache; else a download. Offline and not
     here: one WeightsError naming the file, the cache folder and the fixes (as for VGG16)."""
-    remote = BACKBONE_WEIGHTS[arch][0 if include_top else 1]
+    spec = archs.get(arch)
+    remote = spec.remote(include_top)
     shared = os.path.expanduser(os.environ.get("DL1_WEIGHTS", ""))
     if shared and not os.environ.get(backbone_env_var(arch)):
         candidate = os.path.join(shared, remote.fname) if os.path.isdir(shared) else shared
         if os.path.basename(candidate) == remote.fname and os.path.isfile(candidate):
             return candidate
-    return fetch(remote, backbone_env_var(arch), f"{arch} ImageNet weights")
+    return fetch(remote, spec.env_var, f"{spec.name} ImageNet weights")
 
 
 def have_backbone_weights(arch, include_top=True):
     """True when ``arch``'s ImageNet file is on this machine already (no download attempted)."""
-    remote = BACKBONE_WEIGHTS[arch][0 if include_top else 1]
-    return local_path(remote, backbone_env_var(arch)) is not None
+    spec = archs.get(arch)
+    return local_path(spec.remote(include_top), spec.env_var) is not None

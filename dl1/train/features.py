@@ -6,7 +6,11 @@ dropout, no trainable BatchNorm; a ``FrozenBase`` wrapping a whole pretrained ne
 layer when frozen, since it always runs in inference mode) is the *prefix*; the model may be a
 ``Sequential`` or a functional model that is a straight chain of layers (input -> preprocessing -> frozen
 base -> head, as ``dl1.models.backbones`` builds); its outputs are computed once per image, stored with
-blosc2 in ``.dl1-cache/`` beside the data folder, and the rest of the model trains on them.
+blosc2 in a cache folder, and the rest of the model trains on them.
+
+The folder is the caller's: ``FeatureCache(..., folder=F)``, or ``with cache_folder(F):`` around
+``fit_model``/``predict_batches`` (``ImageClassifier`` and ``dl1.workflow`` pass their data folder's
+``dl1.train.cachedir.cache_dir_for(DIR)``: ``$DL1_CACHE_DIR``, else ``DIR/.dl1-cache``).
 
 The cache file is keyed by a fingerprint of the prefix's weights and the image size, so other weights
 get other files; inside a file, each row remembers its image's path, size and modification time, so
@@ -20,10 +24,13 @@ import os
 import keras
 import numpy as np
 
+from dl1.data.batches import ArrayIterator
 from dl1.io.arrays import load_array, save_array
 from dl1.io.errors import DataError
 from dl1.io.log import note, warn
 from dl1.nn.frozen import FrozenBase
+from dl1.train import distributed
+from dl1.train.cachedir import cache_dir_for, cache_files, current_cache_folder
 
 CACHE_VERSION = 1
 _STOCHASTIC = tuple(getattr(keras.layers, name) for name in (
@@ -124,16 +131,12 @@ class FrozenPrefix:
         return keras.Sequential([keras.Input(shape=self.output_shape)] + list(rest),
                                 name="head")
 
-
-def default_cache_dir(directory):
-    """``.dl1-cache`` beside the data folder, or ``$DL1_CACHE_DIR``, or ``~/.cache/dl1`` if read-only."""
-    env = os.environ.get("DL1_CACHE_DIR")
-    if env:
-        return env
-    parent = os.path.dirname(os.path.abspath(directory))
-    if os.access(parent, os.W_OK):
-        return os.path.join(parent, ".dl1-cache")
-    return os.path.join(os.path.expanduser("~"), ".cache", "dl1", "features")
+    def compiled_head(self, model):
+        """``head(model)`` compiled with ``model``'s optimizer, loss and metrics (it trains the same weights)."""
+        head = self.head(model)
+        config = model.get_compile_config() or {}
+        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=config.get("metrics"))
+        return head
 
 
 def cache_limits():
@@ -142,15 +145,6 @@ def cache_limits():
     gb = float(os.environ.get("DL1_CACHE_MAX_GB", "20"))
     files = int(os.environ.get("DL1_CACHE_MAX_FILES", "24"))
     return int(gb * 2**30), files
-
-
-def cache_files(folder):
-    """``[(path, size, last used)]`` of the feature files in ``folder``, least recently used first."""
-    try:
-        entries = [e for e in os.scandir(folder) if e.is_file() and e.name.endswith(".b2nd")]
-    except FileNotFoundError:
-        return []
-    return sorted(((e.path, e.stat().st_size, e.stat().st_mtime) for e in entries), key=lambda t: t[2])
 
 
 def prune_cache(folder, keep=()):
@@ -187,10 +181,16 @@ def _stamp(path):
 class FeatureCache:
     """Frozen-prefix outputs for the images of a ``DirectoryIterator``, cached on disk."""
 
-    def __init__(self, prefix, batch_size=32, verbose=True):
+    def __init__(self, prefix, batch_size=32, verbose=True, folder=None):
         self.prefix = prefix
         self.batch_size = batch_size
         self.verbose = verbose
+        self.folder = os.fspath(folder) if folder else current_cache_folder()
+
+    def folder_for(self, batches):
+        """``self.folder``; without one (a direct call, as in a notebook), the cache folder of the data
+        folder above ``batches``' own (``cache_dir_for``)."""
+        return self.folder or cache_dir_for(os.path.dirname(os.path.abspath(batches.directory)))
 
     def path_for(self, batches):
         key = json.dumps({"v": CACHE_VERSION, "weights": self.prefix.fingerprint,
@@ -199,7 +199,7 @@ class FeatureCache:
                           "interp": batches.interpolation, "color": batches.color_mode}, sort_keys=True)
         digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
         name = os.path.basename(os.path.normpath(batches.directory)) or "data"
-        return os.path.join(default_cache_dir(batches.directory), f"{name}-{digest}.b2nd")
+        return os.path.join(self.folder_for(batches), f"{name}-{digest}.b2nd")
 
     def _load(self, path):
         if not os.path.exists(path):
@@ -240,7 +240,7 @@ class FeatureCache:
         else:
             os.utime(path)  # last used: pruning removes the least recently used files first
             if self.verbose:
-                print(f"Using cached features for {batches.n} images of {batches.directory}", flush=True)
+                note("using cached features for %d images of %s", batches.n, batches.directory)
         return out, ok
 
     def _compute(self, batches, todo, out, ok, partial):
@@ -266,3 +266,25 @@ class FeatureCache:
         for i in todo:
             if batches.filenames[i] in batches.bad_files:
                 ok[i] = False
+
+
+def feature_arrays(prefix, batches, verbose=True, folder=None):
+    """``(features, ok)`` of every image of ``batches`` through the cache (``FeatureCache.features``); under
+    torchrun rank 0 computes and writes the cache, the other processes then read it."""
+    cache = FeatureCache(prefix, batch_size=max(batches.batch_size, 32), verbose=verbose, folder=folder)
+    return distributed.once(lambda: cache.features(batches))
+
+
+def feature_data(prefix, batches, val_batches=None, verbose=True, folder=None):
+    """``(training sequence, validation arrays or None, kept rows)`` of cached features, unreadable images
+    left out: what the head trains on instead of the images."""
+    x, ok = feature_arrays(prefix, batches, verbose, folder)
+    keep = np.flatnonzero(ok)
+    train = ArrayIterator(x[keep], batches.labels_for(keep), batch_size=batches.batch_size,
+                          shuffle=batches.shuffle, seed=batches.seed)
+    val = None
+    if val_batches is not None:
+        vx, vok = feature_arrays(prefix, val_batches, verbose, folder)
+        vkeep = np.flatnonzero(vok)
+        val = (vx[vkeep], val_batches.labels_for(vkeep))
+    return train, val, keep

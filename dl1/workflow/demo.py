@@ -10,16 +10,20 @@ import numpy as np
 
 from dl1.data.sample import write_sample
 from dl1.io.arrays import load_array
+from dl1.models.config import RunConfig, at_least, checked
 from dl1.models.weights import have_imagenet_weights
 from dl1.workflow import steps
 from dl1.workflow.results import Results
 
 DEFAULT_DIR = os.path.join("data", "demo")
+MIN_IMAGES = 20  # a few of each class in train/, valid/ and sample/
 
 
 def demo(directory=DEFAULT_DIR, n=300, epochs=5, batch_size=32, size=64, seed=0,
          stand_in=False):
     """Run every step on ``n`` synthetic labelled images in ``directory``; returns the results folder."""
+    checked("--n", n, at_least(MIN_IMAGES))
+    RunConfig(epochs=epochs, batch_size=batch_size, size=size, seed=seed)  # the same checks as finetune's
     print(f"== 1/6 A synthetic Kaggle-style data set in {directory}")
     if os.path.isdir(os.path.join(directory, "train")):
         print(f"   (reusing the one already there; delete {directory} to start afresh)")
@@ -40,8 +44,8 @@ def demo(directory=DEFAULT_DIR, n=300, epochs=5, batch_size=32, size=64, seed=0,
               "weights (random VGG16 scaled to the data, see dl1/models/standin.py); expect lower accuracy")
         if not os.path.exists(weights):
             make_standin_weights(weights, os.path.join(directory, "train"), size=size, seed=seed)
-    steps.finetune(directory, weights=weights, size=size, epochs=epochs, batch_size=batch_size, lr=0.001,
-                   seed=seed, verbose=2)
+    steps.finetune(directory, weights=weights, size=size, epochs=epochs, batch_size=batch_size, seed=seed,
+                   verbose=2)
     print("== 4/6 Predicting the test set")
     steps.predict(directory, batch_size=batch_size)
     print("== 5/6 Inspecting the validation results")
@@ -57,11 +61,11 @@ def _demo_picture(directory, results):
     from dl1.inspect.predictions import plots_idx
     from dl1.kaggle.submission import parse_id
 
-    info = results.read_model()
+    classes = results.read_model().classes
     preds = load_array(results.file(Results.TEST_PREDS))
     filenames = load_array(results.file(Results.TEST_FILENAMES))
     idx = np.arange(min(8, len(filenames)))
-    titles = [f"{info['classes'][int(preds[i].argmax())]} {preds[i].max():.2f}" for i in idx]
+    titles = [f"{classes[int(preds[i].argmax())]} {preds[i].max():.2f}" for i in idx]
     plots_idx(idx, list(filenames), os.path.join(directory, "test"), titles=titles,
               fname=results.file(Results.DEMO_PNG), figsize=(16, 5))
     truth = os.path.join(directory, "test_truth.csv")

@@ -1,7 +1,10 @@
-"""``Results``: the one owner of a data folder's ``results/`` file names and of ``dl1-model.json``.
+"""``Results``: the one owner of a data folder's ``results/`` file names, its feature-cache folder and of
+``dl1-model.json``.
 
 Every step (finetune, predict, inspect, submit, the notebooks) asks this object where its files are,
-so a name is spelled once: ``ft3.h5``, ``test_preds.dat``, ``submission.csv``, ...
+so a name is spelled once: ``ft3.h5``, ``test_preds.dat``, ``submission.csv``, ...; the steps pass its
+folders down (``results.cache_dir`` to the model, ``results.file(...)`` to what writes a file): nothing
+below derives a folder from another. The model record is read through ``dl1.models.record``.
 """
 
 import json
@@ -11,8 +14,10 @@ import re
 from dl1.io.arrays import load_array, save_array
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error
+from dl1.models.record import FILE_NAME as MODEL_FILE
+from dl1.models.record import ModelRecord
+from dl1.train.cachedir import cache_dir_for
 
-MODEL_FILE = "dl1-model.json"
 _EPOCH_FILE = re.compile(r"^ft(\d+)\.h5$")
 
 
@@ -40,6 +45,11 @@ class Results:
         if create:
             os.makedirs(self.path, exist_ok=True)
 
+    @property
+    def cache_dir(self):
+        """The frozen-feature cache folder of this data folder (``dl1.train.features.cache_dir_for``)."""
+        return cache_dir_for(self.root)
+
     def __repr__(self):
         return f"Results({self.path!r})"
 
@@ -53,29 +63,43 @@ class Results:
         return self.file(MODEL_FILE)
 
     def read_model(self, classes_from=None, required=True):
-        """What ``finetune`` recorded: classes, size, weights file, epochs done, ... Without the record
-        (a model trained in a notebook) the class names may come from the class folders of
-        ``classes_from`` (train/ or valid/). Returns None when absent and not ``required``."""
+        """The ``ModelRecord`` ``finetune`` wrote: classes, size, weights file, epochs done, the run's
+        config. Without the record (a model trained in a notebook) the class names may come from the class
+        folders of ``classes_from`` (train/ or valid/). Returns None when absent and not ``required``; a
+        damaged record is one line saying what is wrong (``ModelRecord.from_dict``)."""
         try:
             with open(self.model_file, encoding="utf-8") as f:
-                return json.load(f)
+                data = json.load(f)
         except FileNotFoundError:
             for folder in classes_from or []:
                 if os.path.isdir(folder):
                     names = sorted(n for n in os.listdir(folder)
                                    if os.path.isdir(os.path.join(folder, n)) and not n.startswith("."))
                     if names:
-                        return {"classes": names}
+                        return ModelRecord(classes=names)
             if not required:
                 return None
-            raise DL1Error(f"no trained model in {self.path}: run 'dl1 finetune' first") from None
+            hint = self._sample_hint(MODEL_FILE, "trained") or "run 'dl1 finetune' first"
+            raise DL1Error(f"no trained model in {self.path}: {hint}") from None
         except ValueError as e:
             if not required:
                 return None
             raise DL1Error(f"{self.model_file} is damaged ({e}); run 'dl1 finetune' again") from None
+        return ModelRecord.from_dict(data, source=self.model_file)
 
-    def write_model(self, info):
-        write_text(self.model_file, json.dumps(info, indent=1))
+    def _sample_hint(self, name, made):
+        """When ``name`` is missing here but present in ``ROOT/sample/results``: how to use that one."""
+        sample = os.path.join(self.root, "sample", "results")
+        if os.path.isfile(os.path.join(sample, name)):
+            return f"there is one in {sample} ({made} with --sample): add --sample"
+        return None
+
+    def write_model(self, record):
+        """Write the record (a ``ModelRecord``, or a dict of its fields as the notebooks write it)."""
+        if not isinstance(record, ModelRecord):
+            record = ModelRecord.from_dict(dict(record), source="the model record")
+        os.makedirs(self.path, exist_ok=True)
+        write_text(self.model_file, json.dumps(record.to_dict(), indent=1))
 
     # ---- per-epoch weights ---------------------------------------------------------------------------
     @staticmethod
@@ -116,7 +140,9 @@ class Results:
         for name in names:
             path = self.file(name)
             if not os.path.exists(path):
-                raise DL1Error(f"{path} not found: run '{step}' first")
+                hint = self._sample_hint(name, "made")
+                raise DL1Error(f"{path} not found: " + (f"{hint}, or run '{step}' first" if hint else
+                                                         f"run '{step}' first"))
             out.append(load_array(path))
         return out
 

@@ -7,7 +7,7 @@ run and what the Redux notebook calls. Each prints the lines a user reads and re
 import os
 import time
 
-from dl1.data.prepare import prepare_data
+from dl1.data.prepare import DEFAULT_LABEL_REGEX, prepare_data
 from dl1.inspect.losses import Interpretation, format_most_confused, write_most_confused
 from dl1.inspect.predictions import plot_log_loss, save_inspection
 from dl1.io.errors import DL1Error, SubmissionError
@@ -22,12 +22,16 @@ from dl1.kaggle.submission import (
     validate_submission,
     write_submission,
 )
+from dl1.models.config import ConfigError, RunConfig, at_least, checked
+from dl1.models.record import ModelRecord
 from dl1.workflow.results import Results
 
 # Keras (and PyTorch) are imported only inside the steps that run a model, so that ``dl1 prepare``,
 # ``dl1 submit`` and ``dl1 validate`` start in a fraction of a second.
 
-DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
+__all__ = ["DEFAULT_LABEL_REGEX", "clip_value", "data_root", "export", "feature_cache", "finetune", "inspect",
+           "kaggle_download", "load_trained", "lr_find", "need_dir", "predict", "prepare", "submit", "test_folder",
+           "validate", "weights_arg"]
 
 
 def data_root(directory, sample=False):
@@ -35,7 +39,8 @@ def data_root(directory, sample=False):
     return os.path.join(directory, "sample") if sample else os.fspath(directory)
 
 
-def _need_dir(path, hint):
+def need_dir(path, hint):
+    """One line naming ``path`` when it is not a folder."""
     if not os.path.isdir(path):
         raise DL1Error(f"folder not found: {path} ({hint})")
 
@@ -51,18 +56,15 @@ def weights_arg(value):
     return value
 
 
-def _mixed(value):
-    return {"on": True, "off": False, "auto": "auto"}.get(value, value)
-
-
 # ---- prepare ---------------------------------------------------------------------------------------------
-def prepare(directory, valid=2000, sample_train=200, sample_valid=50, seed=0, label_regex=DEFAULT_LABEL_REGEX,
-            plural=True, check_images=True, group_file=None, group_column=None, group_image_column="img"):
-    """Raw Kaggle data (folders or zips) into the course layout; safe to re-run. Returns the report."""
-    report = prepare_data(directory, valid=valid, sample_train=sample_train, sample_valid=sample_valid,
-                          seed=seed, label_regex=label_regex, plural=plural, check_images=check_images,
-                          group_file=group_file, group_column=group_column,
-                          group_image_column=group_image_column)
+def prepare(directory, **options):
+    """Raw Kaggle data (folders or zips) into the course layout; safe to re-run. Returns the report.
+    ``options`` go to ``dl1.data.prepare.prepare_data`` (``valid``, ``sample_train``, ``sample_valid``,
+    ``seed``, ``label_regex``, ...), whose signature holds the defaults."""
+    for name in ("valid", "sample_train", "sample_valid", "seed"):
+        if name in options:
+            checked("--" + name.replace("_", "-"), options[name], at_least(0))
+    report = prepare_data(directory, **options)
     if report.unreadable:
         print(f"Set aside {len(report.unreadable)} unreadable image(s) under "
               f"{os.path.join(directory, 'unreadable')}: {', '.join(report.unreadable[:5])}")
@@ -71,7 +73,7 @@ def prepare(directory, valid=2000, sample_train=200, sample_valid=50, seed=0, la
 
 
 # ---- finetune --------------------------------------------------------------------------------------------
-def _epoch_weights_saver(vgg, results, info, keep, offset=0):
+def _epoch_weights_saver(model, results, record, keep, offset=0):
     """A Keras callback that saves ``ft<epoch>.h5`` (1-based) and the model record after each epoch, and
     keeps only the ``keep`` newest such files."""
     import keras
@@ -79,182 +81,189 @@ def _epoch_weights_saver(vgg, results, info, keep, offset=0):
     class SaveEpochWeights(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             name = results.epoch_weights_name(offset + epoch + 1)
-            vgg.model.save_weights(results.file(name))
-            info.update(weights=name, epochs_done=offset + epoch + 1, val_accuracy=(logs or {}).get("val_accuracy"))
-            results.write_model(info)
+            model.model.save_weights(results.file(name))
+            record.weights, record.epochs_done = name, offset + epoch + 1
+            record.val_accuracy = (logs or {}).get("val_accuracy")
+            results.write_model(record)
             for path in results.prune_epoch_weights(keep, protect=[results.file(name)]):
                 note("removed %s (--keep %d)", os.path.basename(path), keep)
 
     return SaveEpochWeights()
 
 
-def finetune(directory, sample=False, epochs=1, batch_size=64, lr=0.001, weights="imagenet", size=224, seed=0,
-             cache=True, checkpoint_every=None, restart=False, mixed_precision="auto", jit=False, verbose=1,
-             keep=2, one_cycle=False, unfreeze=False, freeze_epochs=1, arch="vgg16"):
-    """The 7-line recipe on ``directory/train`` and ``directory/valid`` with the architecture ``arch``
-    (``dl1.models.backbones.ARCHITECTURES``): ``ft<N>.h5`` after each epoch (the ``keep`` newest kept),
-    ``dl1-model.json`` (which records ``arch``), and a checkpoint that a re-run resumes from.
-    ``one_cycle``: a one-cycle schedule peaking at ``lr``; ``unfreeze``: ``fine_tune`` (``freeze_epochs``
-    head epochs, then ``epochs`` with every layer training at discriminative rates, ``lr`` the base rate).
-    Under ``torchrun`` every process trains its share of each batch (``batch_size`` is the global batch)
-    and only rank 0 writes files and prints."""
+def _previous_record(results, restart):
+    """The record a resumed run continues (None with ``restart``, or when it is absent or damaged)."""
+    if restart:
+        return None
+    try:
+        return results.read_model(required=False)
+    except DL1Error as e:
+        note("%s; starting a new record", e)
+        return None
+
+
+def finetune(directory, config=None, **settings):
+    """The 7-line recipe on ``directory/train`` and ``directory/valid`` with the settings of ``config`` (a
+    ``RunConfig``; keyword ``settings`` change it, e.g. ``finetune(DIR, epochs=3, arch='resnet50')``):
+    ``ft<N>.h5`` after each epoch (the ``keep`` newest kept), ``dl1-model.json`` (the record, with the
+    whole config), and a checkpoint that a re-run resumes from. ``one_cycle``: a one-cycle schedule
+    peaking at ``lr``; ``unfreeze``: ``fine_tune`` (``freeze_epochs`` head epochs, then ``epochs`` with
+    every layer training at discriminative rates, ``lr`` the base rate). Under ``torchrun`` every process
+    trains its share of each batch (``batch_size`` is the global batch) and only rank 0 writes files and
+    prints. Returns the ``ModelRecord``; a run that trains no epoch writes nothing."""
+    config = RunConfig.build(config, **settings)
+    root = data_root(directory, config.sample)
+    for split in ("train", "valid"):
+        need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
+    model_args = config.model_args()
+    model_args["weights"] = weights_arg(config.weights)
     import keras
 
+    from dl1.models.classifier import build_classifier
     from dl1.train import distributed
 
-    root = data_root(directory, sample)
-    for split in ("train", "valid"):
-        _need_dir(os.path.join(root, split), "run 'dl1 prepare DIR' first")
-    cls = _architecture(arch)
     main = distributed.is_main()
     distributed.pin_device()
     results = Results(root)
-    base = weights
-    keras.utils.set_random_seed(seed)  # random weights (weights=none, new heads) repeat from run to run
-    vgg = cls(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
-              jit_compile=True if jit else "auto", verbose=main)
-    batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
-    val_batches = vgg.get_batches(os.path.join(root, "valid"), batch_size=batch_size * 2, shuffle=False)
-    vgg.finetune(batches)
-    vgg.compile(lr=lr)
+    keras.utils.set_random_seed(config.seed)  # random weights (weights=none, new heads) repeat from run to run
+    model = build_classifier(config.arch, verbose=main, cache_dir=results.cache_dir, **model_args)
+    batches = model.get_batches(os.path.join(root, "train"), batch_size=config.batch_size, seed=config.seed)
+    val_batches = model.get_batches(os.path.join(root, "valid"), batch_size=config.batch_size * 2, shuffle=False)
+    model.finetune(batches)
+    model.compile(lr=config.lr)
     checkpoint = results.file(Results.CHECKPOINT)
-    if restart and main:
+    if config.restart and main:
         stale = [checkpoint] + [checkpoint[:-len(".npz")] + f"-{phase}.npz" for phase in ("head", "unfrozen")]
         for path in stale:
             if os.path.exists(path):
                 os.remove(path)
     distributed.barrier()
-    info = {"arch": cls.arch if getattr(cls, "arch", None) else arch.lower(), "classes": vgg.classes,
-            "size": list(vgg.size), "base_weights": base, "lr": lr,
-            "batch_size": batch_size, "epochs": epochs, "policy": vgg.policy}
-    old = None if restart else results.read_model(required=False)
-    if old and old.get("classes") == info["classes"] and old.get("size") == info["size"] \
-            and old.get("arch", "vgg16") == info["arch"]:
-        info.update({k: old[k] for k in ("weights", "epochs_done", "val_accuracy") if k in old})
+    record = ModelRecord(classes=list(model.classes), size=list(model.size), arch=model.arch, policy=model.policy,
+                         schedule=config.schedule, config=config.to_dict())
+    old = _previous_record(results, config.restart)
+    if old and old.classes == record.classes and old.size == record.size and old.arch == record.arch:
+        record.weights, record.epochs_done, record.val_accuracy = old.weights, old.epochs_done, old.val_accuracy
     start = time.time()
-    common = {"cache": cache, "checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "verbose": verbose}
-    if unfreeze:
-        info.update(schedule="fine_tune", freeze_epochs=freeze_epochs)
-        history = _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, info, keep, common)
-    elif one_cycle:
-        info.update(schedule="one_cycle")
-        history = vgg.fit_one_cycle(batches, val_batches, epochs, max_lr=lr,
-                                    callbacks=[_epoch_weights_saver(vgg, results, info, keep)], **common)
+    common = {"cache": config.cache, "checkpoint": checkpoint, "checkpoint_every": config.checkpoint_every,
+              "verbose": config.verbose}
+    keep = config.keep
+    if config.unfreeze:
+        history = _fine_tune(model, batches, val_batches, config, results, record, common)
+    elif config.one_cycle:
+        history = model.fit_one_cycle(batches, val_batches, config.epochs, max_lr=config.lr,
+                                      callbacks=[_epoch_weights_saver(model, results, record, keep)], **common)
     else:
-        history = vgg.fit(batches, val_batches, nb_epoch=epochs,
-                          callbacks=[_epoch_weights_saver(vgg, results, info, keep)], **common)
+        history = model.fit(batches, val_batches, nb_epoch=config.epochs,
+                            callbacks=[_epoch_weights_saver(model, results, record, keep)], **common)
     if not main:
-        return info
-    results.write_model(info)
-    acc = history.history.get("val_accuracy") or [info.get("val_accuracy")]
-    print(f"Fine-tuned {info.get('epochs_done', 0)} epoch(s) in {time.time() - start:.0f}s; "
+        return record
+    if not history.epoch:
+        print(f"Nothing to train: {record.epochs_done} epoch(s) of {config.epochs} done already; "
+              f"{results.model_file} and the weights are unchanged (--restart starts again)")
+        return record
+    acc = history.history.get("val_accuracy") or [record.val_accuracy]
+    print(f"Fine-tuned {record.epochs_done} epoch(s) in {time.time() - start:.0f}s; "
           f"validation accuracy {acc[-1] if acc[-1] is not None else float('nan'):.3f}; "
-          f"weights {results.file(info.get('weights', '?'))}")
-    return info
+          f"weights {results.file(record.weights or '?')}")
+    return record
 
 
-def _architecture(arch):
-    """The model class for ``arch`` (a name of ``dl1.models.backbones.ARCHITECTURES``), or one line."""
-    from dl1.models.backbones import architecture
-
-    try:
-        return architecture(arch)
-    except ValueError as e:
-        raise DL1Error(str(e)) from None
-
-
-def _fine_tune(vgg, batches, val_batches, epochs, freeze_epochs, lr, results, info, keep, common):
-    """``vgg.fine_tune`` with per-epoch weight files numbered across both phases."""
+def _fine_tune(model, batches, val_batches, config, results, record, common):
+    """``model.fine_tune`` with per-epoch weight files numbered across both phases."""
     import keras
 
-    savers = [_epoch_weights_saver(vgg, results, info, keep), _epoch_weights_saver(vgg, results, info, keep,
-                                                                                   offset=freeze_epochs)]
+    keep = config.keep
+    savers = [_epoch_weights_saver(model, results, record, keep),
+              _epoch_weights_saver(model, results, record, keep, offset=config.freeze_epochs)]
 
     class PhaseSaver(keras.callbacks.Callback):  # head epochs (some layers frozen), then the unfrozen ones
         def on_epoch_end(self, epoch, logs=None):
-            unfrozen = all(layer.trainable for layer in vgg.model.layers)
+            unfrozen = all(layer.trainable for layer in model.model.layers)
             savers[1 if unfrozen else 0].on_epoch_end(epoch, logs)
 
-    return vgg.fine_tune(batches, val_batches, epochs=epochs, freeze_epochs=freeze_epochs, base_lr=lr,
-                         callbacks=[PhaseSaver()], **common)
+    return model.fine_tune(batches, val_batches, epochs=config.epochs, freeze_epochs=config.freeze_epochs,
+                           base_lr=config.lr, callbacks=[PhaseSaver()], **common)
 
 
-def lr_find(directory, sample=False, batch_size=64, weights="imagenet", size=224, seed=0, cache=True,
-            mixed_precision="auto", jit=False, verbose=1, unfreeze=False, start_lr=1e-7, end_lr=10.0,
-            num_steps=100, arch="vgg16"):
+def lr_find(directory, config=None, **settings):
     """The learning-rate range test on ``directory/train`` after ``finetune`` (the head alone, on cached
-    features; ``unfreeze``: every layer); writes ``results/lr_find.png``. Returns the ``LRFinder``."""
-    root = data_root(directory, sample)
-    _need_dir(os.path.join(root, "train"), "run 'dl1 prepare DIR' first")
+    features; ``unfreeze``: every layer), with the settings of ``config`` (a ``RunConfig``; keyword
+    ``settings`` change it); writes ``results/lr_find.png``. Returns the ``LRFinder``."""
+    config = RunConfig.build(config, **settings)
+    root = data_root(directory, config.sample)
+    need_dir(os.path.join(root, "train"), "run 'dl1 prepare DIR' first")
+    model_args = config.model_args()
+    model_args["weights"] = weights_arg(config.weights)
+    from dl1.models.classifier import build_classifier
+
     results = Results(root)
-    vgg = _architecture(arch)(weights=weights_arg(weights), size=size, mixed_precision=_mixed(mixed_precision),
-                jit_compile=True if jit else "auto")
-    batches = vgg.get_batches(os.path.join(root, "train"), batch_size=batch_size, seed=seed)
-    vgg.finetune(batches)
-    if unfreeze:
-        for layer in vgg.model.layers:
-            layer.trainable = True
-    vgg.compile()
-    return vgg.lr_find(batches, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
-                       fname=results.file(Results.LR_FIND_PNG), cache="auto" if cache else False,
-                       verbose=verbose)
+    model = build_classifier(config.arch, cache_dir=results.cache_dir, **model_args)
+    batches = model.get_batches(os.path.join(root, "train"), batch_size=config.batch_size, seed=config.seed)
+    model.finetune(batches)
+    if config.unfreeze:
+        model.unfreeze()
+    model.compile()
+    return model.lr_find(batches, start_lr=config.start_lr, end_lr=config.end_lr, num_steps=config.num_steps,
+                         fname=results.file(Results.LR_FIND_PNG), cache="auto" if config.cache else False,
+                         verbose=config.verbose)
 
 
 def export(directory, sample=False, weights=None, output=None):
     """The trained model as one ``.keras`` file (``results/model.keras`` or ``output``) that plain Keras
     loads without dl1; the class names beside it. Returns the path."""
     root = data_root(directory, sample)
-    vgg, results, _ = load_trained(root, weights)
-    out = output or results.file(Results.EXPORT)
-    if not str(out).endswith(".keras"):
-        raise DL1Error(f"-o {out}: the file name must end in .keras")
-    return vgg.export(out)
+    out = output
+    if out is not None and not str(out).endswith(".keras"):
+        raise ConfigError(f"-o {out}: the file name must end in .keras")
+    model, results, _ = load_trained(root, weights)
+    return model.export(out or results.file(Results.EXPORT))
 
 
 def load_trained(root, weights_file=None):
-    """``(vgg, results, info)``: the model ``finetune`` trained in ``root`` (architecture ``info['arch']``,
-    VGG16 for records written before it was recorded), with its class names."""
-    from dl1.models.backbones import architecture
+    """``(model, results, record)``: the model ``finetune`` trained in ``root`` (the architecture, size,
+    policy and class names its ``dl1-model.json`` records), with the weights of its last epoch (or
+    ``weights_file``)."""
+    from dl1.models.classifier import build_classifier
 
-    results = Results(root)
-    info = results.read_model()
-    path = weights_file or results.file(info.get("weights") or "")
+    results = Results(root, create=False)
+    record = results.read_model()
+    if record.size is None:
+        raise DL1Error(f"{results.model_file} does not say the input size: run 'dl1 finetune' again")
+    path = weights_file or results.file(record.weights or "")
     if not os.path.isfile(path):
         raise DL1Error(f"weights file not found: {path}; run 'dl1 finetune' (or give --weights)")
-    try:
-        cls = architecture(info.get("arch"))
-    except ValueError as e:
-        raise DL1Error(f"{results.model_file}: {e}") from None
-    vgg = cls(weights=None, size=tuple(info["size"]), verbose=False,
-              mixed_precision=info.get("policy") or False)
-    vgg.ft(len(info["classes"]))
-    vgg.model.load_weights(path)
-    vgg.classes = list(info["classes"])
-    return vgg, results, info
+    model = build_classifier(record.arch, weights=None, size=tuple(record.size), verbose=False,
+                             mixed_precision=record.policy or False, cache_dir=results.cache_dir)
+    model.ft(len(record.classes))
+    model.model.load_weights(path)
+    model.classes = list(record.classes)
+    return model, results, record
 
 
 # ---- predict ---------------------------------------------------------------------------------------------
+def test_folder(directory, sample=False):
+    """The test images of ``directory`` (``DIR/sample`` has no test set of its own: then ``DIR/test``)."""
+    test = os.path.join(data_root(directory, sample), "test")
+    return test if os.path.isdir(test) or not sample else os.path.join(directory, "test")
+
+
 def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tta=1):
     """Probabilities for ``test/`` (and ``valid/``) under ``results/``; returns the test predictions.
     ``tta=N``: each the mean over the original and N-1 flipped/shifted versions."""
-    from dl1.train.fit import predict_batches
-
+    checked("--batch-size", batch_size, at_least(1))
+    checked("--tta", tta, at_least(1))
     root = data_root(directory, sample)
-    test = os.path.join(root, "test")
-    if not os.path.isdir(test) and sample:
-        test = os.path.join(directory, "test")  # the sample has no test set of its own
-    _need_dir(test, "run 'dl1 prepare DIR' first")
-    vgg, results, _ = load_trained(root, weights)
-    if tta < 1:
-        raise DL1Error(f"--tta must be 1 or more (1: no augmentation), not {tta}")
-    batches, preds = vgg.test(test, batch_size=batch_size, tta=tta)
+    test = test_folder(directory, sample)
+    need_dir(test, "run 'dl1 prepare DIR' first")
+    model, results, _ = load_trained(root, weights)
+    batches, preds = model.test(test, batch_size=batch_size, tta=tta)
     path = results.save(Results.TEST_PREDS, preds)
     results.save(Results.TEST_FILENAMES, batches.filenames)
     print(f"Predicted {len(preds)} test images{f' (TTA x{tta})' if tta > 1 else ''} -> {path}")
     valid_dir = os.path.join(root, "valid")
     if valid and os.path.isdir(valid_dir):
-        vb = vgg.get_batches(valid_dir, shuffle=False, batch_size=batch_size)
-        vp = vgg.predict_tta(vb, n=tta) if tta > 1 else predict_batches(vgg.model, vb)
+        vb = model.get_batches(valid_dir, shuffle=False, batch_size=batch_size)
+        vp = model.predict_tta(vb, n=tta) if tta > 1 else model.predict_batches(vb)
         path = results.save(Results.VALID_PREDS, vp)
         results.save(Results.VALID_FILENAMES, vb.filenames)
         results.save(Results.VALID_LABELS, vb.classes)
@@ -267,12 +276,13 @@ def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tt
 def inspect(directory, sample=False, n_view=4, seed=0):
     """PNGs of right, wrong and uncertain validation predictions, the confusion matrix and the log-loss
     curve; prints the counts and the best clip value. Returns the files written."""
+    checked("--n-view", n_view, at_least(1))
     root = data_root(directory, sample)
-    results = Results(root)
-    info = results.read_model()
+    results = Results(root, create=False)
+    record = results.read_model()
     probs, filenames, labels = results.load(
         [Results.VALID_PREDS, Results.VALID_FILENAMES, Results.VALID_LABELS], "dl1 predict DIR")
-    classes = info["classes"]
+    classes = record.classes
     sel, _, written = save_inspection(os.path.join(root, "valid"), list(filenames), probs, labels, classes,
                                       results.path, n_view=n_view, seed=seed)
     plot_log_loss(results.file(Results.LOG_LOSS_PNG))
@@ -291,6 +301,24 @@ def inspect(directory, sample=False, n_view=4, seed=0):
           f"{scores[mx]:.4f} clipped at {mx} (best clip)")
     print("Wrote " + ", ".join(os.path.basename(w) for w in written) + f" in {results.path}")
     return written
+
+
+# ---- the feature cache -----------------------------------------------------------------------------------
+def feature_cache(directory, sample=False, clear=False):
+    """Show (or with ``clear`` empty) the frozen-feature cache of ``directory``; returns its files."""
+    from dl1.train.cachedir import cache_files
+
+    folder = Results(data_root(directory, sample), create=False).cache_dir
+    files = cache_files(folder)
+    total = sum(size for _, size, _ in files)
+    if clear:
+        for path, _, _ in files:
+            os.remove(path)
+        print(f"Removed {len(files)} feature file(s) ({total / 2**20:.0f} MB) from {folder}")
+    else:
+        print(f"{folder}: {len(files)} feature file(s), {total / 2**20:.0f} MB (--clear removes them; "
+              "they are recomputed when needed)")
+    return files
 
 
 # ---- submit ----------------------------------------------------------------------------------------------
@@ -313,13 +341,16 @@ def clip_value(value, results):
     return number
 
 
-def submit(directory, clip="0.95", output=None, positive=None, upload=False, message=None, competition=None):
+def submit(directory, clip="0.95", output=None, positive=None, upload=False, message=None, competition=None,
+           sample=False):
     """``results/submission.csv`` from the test predictions, validated against ``test/``; with ``upload``
-    also sent to Kaggle. Returns the file's path."""
-    results = Results(directory)
-    info = results.read_model([os.path.join(directory, "train"), os.path.join(directory, "valid")])
+    also sent to Kaggle (the competition of ``directory``). ``sample``: the predictions of the model
+    trained with ``--sample`` (``DIR/sample/results``). Returns the file's path."""
+    root = data_root(directory, sample)
+    results = Results(root, create=False)
+    record = results.read_model([os.path.join(root, "train"), os.path.join(root, "valid")])
     preds, filenames = results.load([Results.TEST_PREDS, Results.TEST_FILENAMES], "dl1 predict DIR")
-    classes = info["classes"]
+    classes = record.classes
     clip = clip_value(clip, results)
     out = output or results.file(Results.SUBMISSION)
     if len(classes) == 2:
@@ -331,7 +362,7 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
     else:
         df = multiclass_submission(preds, filenames, classes, clip=clip)
         what = "one column per class"
-    test = os.path.join(directory, "test")
+    test = test_folder(directory, sample)
     write_submission(df, out, expected=test)
     print(f"Wrote {out}: {len(df)} rows, {what}, valid for {test}")
     if upload:
