@@ -10,6 +10,9 @@
     dl1 submit data/redux                 # results/submission.csv, validated; --upload -m MSG sends it
     dl1 validate FILE --test DIR/test     # check a submission file
     dl1 export data/redux                 # results/model.keras: loads with plain Keras, no dl1 needed
+    dl1 export data/redux --format onnx   # results/model.onnx: runs with ONNX Runtime alone
+    dl1 classify data/redux photo.jpg     # class probabilities for any image files or folders (--csv FILE)
+    dl1 app data/redux                    # a web app on 127.0.0.1:7860: upload a photo, see the classes
     dl1 demo                              # all of the above on the built-in sample
 
 Each option is declared once: ``finetune`` and ``lr-find`` take the fields of ``dl1.models.config.
@@ -87,6 +90,16 @@ def cmd_export(args):
     return 0
 
 
+def cmd_classify(args):
+    steps.classify(args.dir, args.images, **_given(args, steps.classify))
+    return 0
+
+
+def cmd_app(args):
+    steps.app(args.dir, **_given(args, steps.app))
+    return 0
+
+
 def cmd_predict(args):
     steps.predict(args.dir, **_given(args, steps.predict))
     return 0
@@ -128,7 +141,7 @@ def defaults(fn):
 def _given(args, fn):
     """The options given on the command line that ``fn`` takes (the others keep ``fn``'s defaults)."""
     return {name: getattr(args, name) for name in inspect.signature(fn).parameters
-            if name != "directory" and hasattr(args, name)}
+            if name not in ("directory", "paths") and hasattr(args, name)}
 
 
 def _number(s, flag, check, **kwargs):
@@ -261,6 +274,39 @@ def build_parser():
             help="test-time augmentation: mean over the original and N-1 flipped/shifted copies "
                  f"(default {d['tta']}: none)")
 
+    d = defaults(steps.classify)
+    s = _subcommand(sub, "classify", cmd_classify, help="class probabilities for any image files or folders",
+                    description="Classify image files and folders (searched recursively) with the model "
+                                "trained in DIR (its results/dl1-model.json): a table on the terminal, "
+                                "--csv FILE for a file (the image's path, then one column per class). Files "
+                                "that are not readable images are named and skipped.")
+    _data_folder(s, weights=True)
+    s.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and folders")
+    _number(s, "--tta", at_least(1), type=int, default=argparse.SUPPRESS, metavar="N",
+            help="test-time augmentation: mean over the original and N-1 flipped/shifted copies "
+                 f"(default {d['tta']}: none)")
+    _number(s, "--batch-size", at_least(1), type=int, default=argparse.SUPPRESS,
+            help=f"images per batch (default {d['batch_size']})")
+    s.add_argument("--csv", default=argparse.SUPPRESS, metavar="FILE", help="also write the probabilities to FILE")
+
+    d = defaults(steps.app)
+    s = _subcommand(sub, "app", cmd_app, help="a web app on this machine: upload a photo, see the classes",
+                    description="Serve the model trained in DIR as a web app (Gradio: pip install "
+                                "'dl1[app]'): upload or drop a photo, or pick a validation image, and see "
+                                "the predicted class, the top probabilities and the image as the model saw "
+                                "it. Serves DIR/results/model.onnx with ONNX Runtime when it is there and "
+                                "up to date ('dl1 export DIR --format onnx'), else the Keras model. Listens "
+                                f"on {d['host']} (this machine only) unless --host says otherwise; no "
+                                "public link is ever made.")
+    _data_folder(s, weights=True)
+    _number(s, "--port", steps.port_number, type=int, default=argparse.SUPPRESS,
+            help=f"port to listen on (default {d['port']})")
+    s.add_argument("--host", default=argparse.SUPPRESS, metavar="ADDRESS",
+                   help=f"address to listen on (default {d['host']}); 0.0.0.0 lets other machines in, with "
+                        "a warning")
+    s.add_argument("--engine", choices=steps.APP_ENGINES, default=argparse.SUPPRESS,
+                   help=f"what runs the model (default {d['engine']}: the ONNX file when it is up to date)")
+
     d = defaults(steps.inspect)
     s = _subcommand(sub, "inspect", cmd_inspect,
                     help="PNGs of right/wrong/uncertain predictions and the confusion matrix",
@@ -300,13 +346,18 @@ def build_parser():
     _data_folder(s, what="the cache of DIR/sample (DIR/sample/.dl1-cache)")
     s.add_argument("--clear", action="store_true", default=argparse.SUPPRESS, help="delete the cached features")
 
-    s = _subcommand(sub, "export", cmd_export, help="one .keras file of the trained model that plain Keras "
-                    "loads", description="Write the last fine-tuned model as DIR/results/model.keras (or -o "
-                    "FILE): plain Keras layers only, preprocessing inside (raw RGB images in), class names in "
-                    "FILE.classes.json; keras.saving.load_model loads it without dl1.")
+    s = _subcommand(sub, "export", cmd_export, help="one .keras (or .onnx) file of the trained model that plain "
+                    "Keras (or ONNX Runtime) loads", description="Write the last fine-tuned model as "
+                    "DIR/results/model.keras (or -o FILE): plain Keras layers only, preprocessing inside (raw "
+                    "RGB images in), class names in FILE.classes.json; keras.saving.load_model loads it "
+                    "without dl1. --format onnx writes DIR/results/model.onnx instead: ONNX Runtime runs it "
+                    "without dl1, Keras or PyTorch (raw 0-255 RGB in, (batch, height, width, 3) float32; "
+                    "class probabilities out; class names in its metadata, dl1.classes).")
     _data_folder(s, weights=True)
+    s.add_argument("--format", choices=list(steps.EXPORT_FORMATS), default=argparse.SUPPRESS,
+                   help="keras (default) or onnx")
     s.add_argument("-o", "--output", default=argparse.SUPPRESS, help="file to write (default "
-                   "DIR/results/model.keras)")
+                   "DIR/results/model.keras, or model.onnx)")
 
     s = _subcommand(sub, "download", cmd_download, help="download one of the course's public data sets into "
                     "DIR", description="Download a public data set of the course from where it is published "

@@ -36,6 +36,7 @@ from dl1.train import lr_find as range_test
 from dl1.train import schedules, tta
 from dl1.train.cachedir import cache_dir_for, cache_folder
 from dl1.train.fit import fit_model, predict_batches
+from dl1.train.tta import apply_transform, tta_transforms
 
 
 def size_pair(size, default=224):
@@ -243,6 +244,36 @@ class ImageClassifier:
         classes = [self.classes[i] for i in idxs]
         return np.array(preds), idxs, classes
 
+    def predict_files(self, paths, batch_size=32, tta=1):
+        """Class probabilities for image files and folders (searched recursively): a pandas DataFrame with
+        one row per image read (indexed by its path, in the order given, a folder's images in natural
+        order) and one column per class, headed by the class name. Images are decoded and resized as
+        ``get_batches`` does; files that are not readable images are named in one warning line and left
+        out (``df.attrs['skipped']``: ``{path: reason}``). ``tta=N``: the mean over the original and N-1
+        flipped/shifted versions (``predict_tta``)."""
+        import pandas as pd
+
+        from dl1.data.files import find_images, load_images, report_skipped
+
+        transforms = tta_transforms(int(tta))
+        files, skipped = find_images(paths)
+        read, rows, unreadable = [], [], {}
+        for start in range(0, len(files), int(batch_size)):
+            x, got, bad = load_images(files[start:start + int(batch_size)], self.size)
+            unreadable.update(bad)
+            if got:
+                total = sum(np.asarray(self.model.predict_on_batch(apply_transform(x, t)), dtype=np.float64)
+                            for t in transforms)
+                rows.append(total / len(transforms))
+                read += got
+        report_skipped(unreadable, "unreadable image(s)")
+        if not read:
+            raise DataError("none of the images can be read: " + ", ".join(unreadable))
+        df = pd.DataFrame(np.concatenate(rows).astype(np.float32), columns=[str(c) for c in self.classes],
+                          index=pd.Index(read, name="path"))
+        df.attrs["skipped"] = {**skipped, **unreadable}
+        return df
+
     # ---- the blocks of the network -------------------------------------------------------------------
     def layer_groups(self):
         """Lists of layers from the earliest to the head; each gets its own rate in ``fine_tune``."""
@@ -358,9 +389,16 @@ class ImageClassifier:
     # ---- export --------------------------------------------------------------------------------------
     def export(self, fname="model.keras"):
         """Write one ``.keras`` file that Keras alone loads (no dl1 needed), taking raw RGB images, with
-        the class names beside it (``fname.classes.json``) and inside. Returns the path."""
-        from dl1.models.export import export_model
+        the class names beside it (``fname.classes.json``) and inside; or, for a name ending in ``.onnx``,
+        one ONNX file that ONNX Runtime alone runs, the class names in its metadata
+        (``dl1.models.onnx_export``). Returns the path."""
+        if os.fspath(fname).endswith(".onnx"):
+            from dl1.models.onnx_export import export_onnx
 
-        path = export_model(self.model, self.classes, fname)
+            path = export_onnx(self.model, self.classes, fname, arch=self.arch)
+        else:
+            from dl1.models.export import export_model
+
+            path = export_model(self.model, self.classes, fname)
         note(f"Exported {type(self).__name__} ({len(self.classes)} classes, input {tuple(self.size)}) to {path}")
         return path

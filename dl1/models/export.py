@@ -92,6 +92,8 @@ def plain_model(model):
     pairs = []
 
     def clone(layer):
+        if not isinstance(layer, keras.layers.Layer):  # an operation in the graph (``x + y``): no weights
+            return layer
         new, weights = _plain_layer(layer)
         pairs.append((layer, new, weights))
         return new

@@ -38,6 +38,7 @@ class Results:
     TOP_LOSSES_PNG = "top_losses.png"
     MOST_CONFUSED = "most_confused.csv"
     EXPORT = "model.keras"
+    EXPORT_ONNX = "model.onnx"
 
     def __init__(self, root, create=True):
         self.root = os.fspath(root)

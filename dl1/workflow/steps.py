@@ -10,6 +10,7 @@ import time
 from dl1.data.prepare import DEFAULT_LABEL_REGEX, prepare_data
 from dl1.inspect.losses import Interpretation, format_most_confused, write_most_confused
 from dl1.inspect.predictions import plot_log_loss, save_inspection
+from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error, SubmissionError
 from dl1.io.log import note
 from dl1.kaggle.cli import download, resolve_competition
@@ -29,9 +30,10 @@ from dl1.workflow.results import Results
 # Keras (and PyTorch) are imported only inside the steps that run a model, so that ``dl1 prepare``,
 # ``dl1 submit`` and ``dl1 validate`` start in a fraction of a second.
 
-__all__ = ["DEFAULT_LABEL_REGEX", "clip_value", "data_root", "export", "feature_cache", "finetune", "inspect",
-           "kaggle_download", "load_trained", "lr_find", "need_dir", "predict", "prepare", "submit", "test_folder",
-           "validate", "weights_arg"]
+__all__ = ["DEFAULT_LABEL_REGEX", "app", "app_engine", "classify", "clip_value", "data_root", "export",
+           "feature_cache", "finetune", "inspect", "kaggle_download", "load_trained", "lr_find", "need_dir",
+           "prediction_table", "predict", "prepare", "submit", "test_folder", "validate", "validation_examples",
+           "weights_arg"]
 
 
 def data_root(directory, sample=False):
@@ -208,15 +210,23 @@ def lr_find(directory, config=None, **settings):
                          verbose=config.verbose)
 
 
-def export(directory, sample=False, weights=None, output=None):
+EXPORT_FORMATS = {"keras": (".keras", Results.EXPORT), "onnx": (".onnx", Results.EXPORT_ONNX)}
+
+
+def export(directory, sample=False, weights=None, output=None, format="keras"):  # noqa: A002 (the option's name)
     """The trained model as one ``.keras`` file (``results/model.keras`` or ``output``) that plain Keras
-    loads without dl1; the class names beside it. Returns the path."""
+    loads without dl1, the class names beside it; or with ``format='onnx'`` one ``.onnx`` file
+    (``results/model.onnx``) that ONNX Runtime runs without dl1, Keras or PyTorch, the class names in its
+    metadata. Returns the path."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
+    suffix, default = EXPORT_FORMATS[format]
     root = data_root(directory, sample)
     out = output
-    if out is not None and not str(out).endswith(".keras"):
-        raise ConfigError(f"-o {out}: the file name must end in .keras")
+    if out is not None and not str(out).endswith(suffix):
+        raise ConfigError(f"-o {out}: the file name must end in {suffix} (--format {format})")
     model, results, _ = load_trained(root, weights)
-    return model.export(out or results.file(Results.EXPORT))
+    return model.export(out or results.file(default))
 
 
 def load_trained(root, weights_file=None):
@@ -270,6 +280,116 @@ def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tt
         acc = float((vp.argmax(1) == vb.classes).mean())
         print(f"Predicted {len(vp)} validation images (accuracy {acc:.3f}) -> {path}")
     return preds
+
+
+# ---- classify --------------------------------------------------------------------------------------------
+def prediction_table(df, top=3):
+    """The rows of ``predict_files``' DataFrame as a text table: the image, its predicted class and
+    probability, then every class's probability (or, past 6 classes, the ``top`` most likely ones)."""
+    classes = list(df.columns)
+    wide = len(classes) <= 6
+    head = ["image", "class", "probability"] + (classes if wide else [f"top {top}"])
+    rows = []
+    for path, probs in zip(df.index, df.to_numpy(), strict=True):
+        best = int(probs.argmax())
+        rest = [f"{p:.4f}" for p in probs] if wide else \
+            ["  ".join(f"{classes[i]} {probs[i]:.4f}" for i in probs.argsort()[::-1][:top])]
+        rows.append([str(path), classes[best], f"{probs[best]:.4f}"] + rest)
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head] + rows)
+
+
+def classify(directory, paths, sample=False, weights=None, tta=1, batch_size=32, csv=None):
+    """Class probabilities for image files and folders (``paths``) with the model ``finetune`` trained in
+    ``directory`` (``predict_files``): a table on the terminal, and with ``csv`` a CSV file (the image's
+    path, then one column per class). Files that are not readable images are named and skipped. Returns the
+    DataFrame."""
+    checked("--tta", tta, at_least(1))
+    checked("--batch-size", batch_size, at_least(1))
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    missing = [os.fspath(p) for p in paths if not os.path.exists(p)]
+    if missing:  # before the model is loaded: a mistyped name costs nothing
+        raise DL1Error(f"not found: {', '.join(missing)}")
+    model, _, _ = load_trained(data_root(directory, sample), weights)
+    df = model.predict_files(paths, batch_size=batch_size, tta=tta)
+    print(prediction_table(df))
+    if csv:
+        write_text(csv, df.to_csv(float_format="%.6g"))
+        print(f"Wrote {csv}: {len(df)} rows, one column per class ({', '.join(df.columns[:6])}"
+              f"{', ...' if len(df.columns) > 6 else ''})")
+    return df
+
+
+# ---- app -------------------------------------------------------------------------------------------------
+APP_ENGINES = ("auto", "onnx", "keras")
+
+
+def validation_examples(root, per_class=4, limit=24):
+    """Up to ``per_class`` images of each class folder of ``root/valid`` (``limit`` in all), as
+    ``(path, 'class/file')`` pairs: the app's gallery."""
+    from dl1.data.images import is_hidden_or_junk, list_images
+
+    valid = os.path.join(root, "valid")
+    if not os.path.isdir(valid):
+        return []
+    found = []
+    for name in sorted(n for n in os.listdir(valid) if not is_hidden_or_junk(n)):
+        if os.path.isdir(os.path.join(valid, name)):
+            images, _ = list_images(os.path.join(valid, name))
+            found += [(os.path.join(valid, name, f), f"{name}/{f}") for f in images[:per_class]]
+    return found[:limit]
+
+
+def app_engine(root, weights=None, engine="auto"):
+    """What the app serves for the model trained in ``root``: the exported ``results/model.onnx`` (ONNX
+    Runtime, no training stack) when there is one at least as new as the weights, else the Keras model
+    (``engine='onnx'``/``'keras'`` insists on one). Returns the ``dl1.serve.engines`` object."""
+    from dl1.serve.engines import KerasEngine, OnnxEngine
+
+    if engine not in APP_ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(APP_ENGINES)}, not {engine!r}")
+    results = Results(root, create=False)
+    record = results.read_model()
+    onnx = results.file(Results.EXPORT_ONNX)
+    if engine != "keras" and weights is None and os.path.isfile(onnx):
+        trained = results.file(record.weights or "")
+        if engine == "onnx" or not os.path.isfile(trained) or os.path.getmtime(onnx) >= os.path.getmtime(trained):
+            served = OnnxEngine(onnx)
+            if list(served.classes) != list(record.classes):
+                raise DL1Error(f"{onnx} has the classes {served.classes} but {results.model_file} says "
+                               f"{record.classes}: run 'dl1 export DIR --format onnx' again")
+            return served
+        note("%s is older than %s: serving the Keras model ('dl1 export DIR --format onnx' updates it)",
+             onnx, trained)
+    elif engine == "onnx":
+        raise DL1Error(f"no {onnx} to serve" + (" (--weights serves the Keras model)" if weights else
+                                                 ": run 'dl1 export DIR --format onnx' first"))
+    model, _, _ = load_trained(root, weights)
+    return KerasEngine(model)
+
+
+def port_number(value):
+    """A ``checked`` test: a TCP port, 1 to 65535."""
+    return at_least(1)(value) or (None if value <= 65535 else "must be 65535 or less")
+
+
+def app(directory, sample=False, weights=None, port=7860, host="127.0.0.1", engine="auto"):
+    """Serve the model trained in ``directory`` as a web app on ``host``:``port`` until interrupted (Gradio,
+    the ``dl1[app]`` extra): upload a photo or pick a validation image, see the class probabilities."""
+    from dl1.serve.app import require_gradio, serve
+
+    checked("--port", port, port_number)
+    require_gradio()  # before the model is loaded: the missing extra is the first thing said
+    root = data_root(directory, sample)
+    served = app_engine(root, weights, engine)
+    title = f"dl1: {os.path.basename(os.path.abspath(root))}"
+    running = serve(served, validation_examples(root), host=host, port=port, title=title)
+    print(f"Serving {len(served.classes)} classes ({', '.join(served.classes[:6])}"
+          f"{', ...' if len(served.classes) > 6 else ''}) with {served.name} at http://{host}:{port}/ "
+          "(Ctrl-C stops)", flush=True)
+    running.block_thread()
+    return running
 
 
 # ---- inspect ---------------------------------------------------------------------------------------------

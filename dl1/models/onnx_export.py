@@ -1,0 +1,98 @@
+"""One ``.onnx`` file that ONNX Runtime runs without dl1, Keras or PyTorch: ``export_onnx(model, classes, path)``.
+
+The model is first made of plain Keras layers, float32, preprocessing inside (``dl1.models.export.
+plain_model``: VGG16's caffe preprocessing is a 1x1 convolution), so the file takes what ``get_batches``
+gives: raw 0-255 RGB, float32, shaped (batch, height, width, 3) at the model's size, any batch size. Its
+one output is the class probabilities (batch, classes). The class names, the input size and what the input
+is are in the file's metadata (``dl1.models.onnxmeta``).
+
+The conversion uses PyTorch's ONNX exporter (``torch.export``, the ``dynamo=True`` path, which needs the
+``onnx`` and ``onnxscript`` packages) with the batch dimension dynamic. Keras' own ``model.export(path,
+format='onnx')`` takes the older TorchScript exporter whenever a dimension is dynamic, which cannot export
+ConvNeXt's LayerNormalization and names the output by a number; through ``torch.export`` every architecture
+of the table exports. Keras and PyTorch are imported only when a file is written.
+"""
+
+import os
+import warnings
+
+from dl1.io.atomic import atomic_path
+from dl1.io.errors import DL1Error
+from dl1.models.onnxmeta import INPUT_NAME, INPUT_TEXT, META_CLASSES, OUTPUT_NAME, metadata
+
+
+def _modules_needed():
+    """A one-line error naming what to install when the exporter's packages are missing."""
+    import importlib.util
+
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DL1Error(f"ONNX export needs {' and '.join(missing)}: pip install 'dl1[onnx]' "
+                       f"(or pip install {' '.join(missing)})")
+
+
+def _torch_export(plain, size):
+    """``plain`` (a Keras model on the torch backend) as an ONNX program (``torch.onnx.ONNXProgram``) whose
+    batch dimension is dynamic: the backend-specific half of ``export_onnx``."""
+    import logging
+
+    import numpy as np
+    import torch
+
+    class Forward(torch.nn.Module):  # one named positional input, inference mode
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, image):
+            return self.model(image, training=False)
+
+    example = torch.from_numpy(np.zeros((2,) + tuple(size) + (3,), dtype=np.float32))
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
+    levels = [log.level for log in quiet]
+    try:
+        for log in quiet:
+            log.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(Forward(plain).eval(), (example,), input_names=[INPUT_NAME],
+                                        output_names=[OUTPUT_NAME], dynamo=True, verbose=False,
+                                        dynamic_shapes=({0: batch},))
+            program.optimize()
+    finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
+    return program
+
+
+def export_onnx(model, classes, path, arch=None):
+    """Write ``model`` (a Keras model taking raw RGB images) to ``path`` (``.onnx``) with ``classes`` and
+    its input size in the metadata; returns ``path``."""
+    import keras
+    import numpy as np
+
+    from dl1.models.export import plain_model
+
+    path = os.fspath(path)
+    if not path.endswith(".onnx"):
+        raise DL1Error(f"the ONNX file's name must end in .onnx, not {path}")
+    if keras.backend.backend() != "torch":
+        raise DL1Error(f"ONNX export runs on the torch backend (KERAS_BACKEND=torch), not "
+                       f"{keras.backend.backend()}")
+    _modules_needed()
+    classes = [str(c) for c in classes]
+    n_out = model.output_shape[-1]
+    if len(classes) != n_out:
+        raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
+    size = tuple(int(s) for s in model.inputs[0].shape[1:3])
+    plain = plain_model(model)
+    plain(np.zeros((1,) + size + (3,), dtype=np.float32))  # built and called once, in float32
+    program = _torch_export(plain, size)
+    program.model.metadata_props.update(metadata(classes, size, arch))
+    program.model.doc_string = (f"dl1 image classifier: {INPUT_TEXT} at {size[0]}x{size[1]} in, class "
+                                f"probabilities out ({len(classes)} classes, names in metadata {META_CLASSES})")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path, suffix=".onnx") as tmp:
+        program.save(tmp)
+    return path
