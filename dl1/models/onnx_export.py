@@ -87,7 +87,9 @@ def export_onnx(model, classes, path, arch=None):
         raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
     size = tuple(int(s) for s in model.inputs[0].shape[1:3])
     plain = plain_model(model)
-    plain(np.zeros((1,) + size + (3,), dtype=np.float32))  # built and called once, in float32
+    with warnings.catch_warnings():  # a functional model named its input: Keras notes a bare tensor's structure
+        warnings.simplefilter("ignore", UserWarning)
+        plain(np.zeros((1,) + size + (3,), dtype=np.float32))  # built and called once, in float32
     program = _torch_export(plain, size)
     program.model.metadata_props.update(metadata(classes, size, arch))
     program.model.doc_string = (f"dl1 image classifier: {INPUT_TEXT} at {size[0]}x{size[1]} in, class "
