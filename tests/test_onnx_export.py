@@ -1,6 +1,6 @@
 """``dl1 export --format onnx``: a file that ONNX Runtime runs in a process where only onnxruntime and numpy can
 be imported (no dl1, Keras, PyTorch or onnx), preprocessing inside, any batch size, the class names in its
-metadata, and the same probabilities as the Keras model (within 1e-5)."""
+metadata, and the same probabilities as the Keras model (within 1e-4)."""
 
 import json
 import os
@@ -16,16 +16,21 @@ from dl1.data.sample import write_sample
 from dl1.io.errors import DL1Error
 from dl1.workflow.steps import load_trained
 
-TOLERANCE = 1e-5  # absolute, on probabilities: float32 arithmetic in another order (measured: below 1e-6)
+TOLERANCE = 1e-4  # absolute, on probabilities: float32 sums in another order (measured: up to 1.5e-5)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny trained stand-in: 40 synthetic cats/dogs, VGG16 with random weights at 32 px, one epoch."""
-    d = tmp_path_factory.mktemp("onnx") / "pets"
+    """A tiny trained stand-in: 40 synthetic cats/dogs, VGG16 on stand-in weights (LSUV-scaled, so that the
+    probabilities spread out) at 32 px, two epochs."""
+    from dl1.models.standin import make_standin_weights
+
+    root = tmp_path_factory.mktemp("onnx")
+    d = root / "pets"
     write_sample(str(d), n=40, layout="course", seed=2, max_side=120, progress=False)
-    assert main(["finetune", str(d), "--weights", "none", "--size", "32", "--epochs", "1", "--batch-size", "16",
-                 "--verbose", "0"]) == 0
+    weights = make_standin_weights(str(root / "standin32.h5"), str(d / "train"), size=32, verbose=False)
+    assert main(["finetune", str(d), "--weights", weights, "--size", "32", "--epochs", "2", "--lr", "0.01",
+                 "--batch-size", "8", "--verbose", "0"]) == 0
     return d
 
 
@@ -91,6 +96,7 @@ def test_the_onnx_file_runs_with_onnxruntime_and_numpy_alone(trained, tmp_path, 
     assert seen["input"] == ["image", ["batch", 32, 32, 3], "tensor(float)"]
     assert seen["output"] == ["probabilities", ["batch", 2]]
     want = model.model.predict(x, verbose=0)
+    assert np.ptp(want[:, 0]) > 0.2, "the stand-in model's probabilities should spread out"
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=TOLERANCE, rtol=0)
     np.testing.assert_allclose(np.load(tmp_path / "y1.npy"), want[:1], atol=TOLERANCE, rtol=0)
 

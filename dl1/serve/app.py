@@ -85,7 +85,7 @@ def build_app(engine, examples=(), title="dl1"):
             with gr.Column():
                 upload = gr.File(label="Upload or drop a photo", type="filepath", elem_id="dl1-upload")
                 gallery = gr.Gallery(value=examples or None, label="... or pick a validation image", columns=4,
-                                     allow_preview=False, height="auto", elem_id="dl1-examples",
+                                     allow_preview=False, height=300, elem_id="dl1-examples",
                                      visible=bool(examples))
             with gr.Column():
                 status = gr.Markdown("Upload a photo, or pick one of the validation images.",

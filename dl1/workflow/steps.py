@@ -341,14 +341,22 @@ def validation_examples(root, per_class=4, limit=24):
     return found[:limit]
 
 
+def check_engine(engine, weights=None):
+    """A ConfigError when ``engine`` is not one of ``APP_ENGINES`` or cannot go with ``weights``."""
+    if engine not in APP_ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(APP_ENGINES)}, not {engine!r}")
+    if engine == "onnx" and weights is not None:
+        raise ConfigError("--weights picks the Keras model's weights and the ONNX file holds its own: give one "
+                          "of --weights and --engine onnx")
+
+
 def app_engine(root, weights=None, engine="auto"):
     """What the app serves for the model trained in ``root``: the exported ``results/model.onnx`` (ONNX
     Runtime, no training stack) when there is one at least as new as the weights, else the Keras model
     (``engine='onnx'``/``'keras'`` insists on one). Returns the ``dl1.serve.engines`` object."""
     from dl1.serve.engines import KerasEngine, OnnxEngine
 
-    if engine not in APP_ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(APP_ENGINES)}, not {engine!r}")
+    check_engine(engine, weights)
     results = Results(root, create=False)
     record = results.read_model()
     onnx = results.file(Results.EXPORT_ONNX)
@@ -363,8 +371,7 @@ def app_engine(root, weights=None, engine="auto"):
         note("%s is older than %s: serving the Keras model ('dl1 export DIR --format onnx' updates it)",
              onnx, trained)
     elif engine == "onnx":
-        raise DL1Error(f"no {onnx} to serve" + (" (--weights serves the Keras model)" if weights else
-                                                 ": run 'dl1 export DIR --format onnx' first"))
+        raise DL1Error(f"no {onnx} to serve: run 'dl1 export DIR --format onnx' first")
     model, _, _ = load_trained(root, weights)
     return KerasEngine(model)
 
@@ -380,6 +387,7 @@ def app(directory, sample=False, weights=None, port=7860, host="127.0.0.1", engi
     from dl1.serve.app import require_gradio, serve
 
     checked("--port", port, port_number)
+    check_engine(engine, weights)
     require_gradio()  # before the model is loaded: the missing extra is the first thing said
     root = data_root(directory, sample)
     served = app_engine(root, weights, engine)
