@@ -171,7 +171,8 @@ def test_the_app_in_a_browser_answers_as_classify_does(served, tmp_path):
     if os.environ.get("DL1_UPDATE_SCREENSHOT"):
         from PIL import Image
 
-        Image.open(tmp_path / "app.png").convert("RGB").quantize(64).save(SCREENSHOT, optimize=True)
+        Image.open(tmp_path / "app.png").convert("RGB").quantize(256, dither=Image.Dither.NONE).save(
+            SCREENSHOT, optimize=True)
 
 
 def test_the_readme_screenshot_is_small():
@@ -242,6 +243,13 @@ def test_the_app_serves_onnx_when_it_is_up_to_date_and_keras_otherwise(served, t
     np.testing.assert_array_equal(a.seen, b.seen)
     want = load_trained(str(served))[0].predict_files([photo]).iloc[0]
     np.testing.assert_allclose([a.probabilities[c] for c in want.index], want.to_numpy(), atol=1e-4)
+    bomb = tmp_path / "huge.png"  # a header claiming 30000x30000 pixels, and no pixels
+    bomb.write_bytes(bytes.fromhex("89504e470d0a1a0a0000000d49484452000075300000753001000000004e5cc517000000"
+                                   "0849444154789c030000000001480689d20000000049454e44ae426082"))
+    refused = answer(onnx_engine, bomb)
+    assert refused.probabilities == {} and refused.seen is None and refused.problem == (
+        "image too large to decode safely (Image size (900000000 pixels) exceeds limit of 600000000 pixels, could "
+        "be decompression bomb DOS attack.)")
     os.remove(d / "results" / "model.onnx")
     with pytest.raises(DL1Error) as e:
         app_engine(str(d), engine="onnx")

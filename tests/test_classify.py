@@ -98,16 +98,45 @@ def test_classify_prints_a_table_writes_the_csv_and_names_what_it_skips(trained,
         f"Warning: skipped 1 unreadable image(s): {folder / 'half.jpg'} (truncated image (incomplete download?))"]
 
 
+def _bomb(path):
+    """A PNG header claiming 30000x30000 pixels (900 million: past Pillow's limit) and no pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return path
+
+
+def test_prediction_table_shows_the_top_classes_past_six(capsys):
+    from dl1.workflow.steps import prediction_table
+
+    names = [f"breed{i}" for i in range(8)]
+    probs = np.full((2, 8), 0.05, dtype=np.float32)
+    probs[0, [6, 2, 4]] = [0.4, 0.2, 0.1]
+    probs[1, 0] = 0.65
+    df = pd.DataFrame(probs, columns=names, index=pd.Index(["a.jpg", "photos/b.jpg"], name="path"))
+    assert prediction_table(df).splitlines() == [
+        "image         class   probability  top 3",
+        "a.jpg         breed6  0.4000       breed6 0.4000  breed2 0.2000  breed4 0.1000",
+        "photos/b.jpg  breed0  0.6500       breed0 0.6500  breed1 0.0500  breed2 0.0500"]
+
+
 def test_a_file_named_explicitly_is_tried_whatever_its_name(trained, model, tmp_path, capsys):
     jpeg = tmp_path / "photo.download"
     shutil.copy(trained / "valid" / "dogs" / "dog.18.jpg", jpeg)
     text = tmp_path / "photo.jpg"
     text.write_text("<html>a web page saved as .jpg</html>")
-    df = model.predict_files([jpeg, text])
+    bomb = _bomb(tmp_path / "huge.png")
+    df = model.predict_files([jpeg, text, bomb])
     assert list(df.index) == [str(jpeg)]
-    assert df.attrs["skipped"] == {str(text): "not an image file (Pillow cannot identify it)"}
-    assert capsys.readouterr().err.strip() == (f"Warning: skipped 1 file(s) that are not readable images: {text} "
-                                               "(not an image file (Pillow cannot identify it))")
+    too_big = ("image too large to decode safely (Image size (900000000 pixels) exceeds limit of 600000000 "
+               "pixels, could be decompression bomb DOS attack.)")
+    assert df.attrs["skipped"] == {str(text): "not an image file (Pillow cannot identify it)", str(bomb): too_big}
+    assert capsys.readouterr().err.strip() == (f"Warning: skipped 2 file(s) that are not readable images: {text} "
+                                               f"(not an image file (Pillow cannot identify it)), {bomb} ({too_big})")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -10,8 +10,10 @@ imports this module and not the training stack.
 """
 
 import os
+import warnings
 
 import numpy as np
+from PIL import Image
 
 from dl1.data.images import (
     UnreadableImage,
@@ -34,6 +36,15 @@ def report_skipped(skipped, what):
         warn(f"skipped {len(skipped)} {what}: " + ", ".join(f"{p} ({r})" for p, r in skipped.items()))
 
 
+def _header_problem(path):
+    """``header_problem``, with a decompression bomb (a header claiming over 600 million pixels) named as
+    ``open_image`` names it instead of raised."""
+    try:
+        return header_problem(path)
+    except Image.DecompressionBombError as e:
+        return f"image too large to decode safely ({e})"
+
+
 def find_images(paths):
     """``(files, skipped)``: the image files among ``paths`` (files, and folders searched recursively, in
     natural order; each file once), and ``{path: reason}`` for what is not a readable image, which is
@@ -52,7 +63,7 @@ def find_images(paths):
         else:
             files.append(path)  # a file named explicitly is tried whatever its extension
     files = list(dict.fromkeys(files))
-    reasons = list(decode_pool().map(header_problem, files))
+    reasons = list(decode_pool().map(_header_problem, files))
     unreadable = {f: r for f, r in zip(files, reasons, strict=True) if r is not None}
     skipped.update(unreadable)
     report_skipped(skipped, "file(s) that are not readable images")
@@ -85,12 +96,12 @@ def load_images(files, size, interpolation="nearest"):
 def describe_image(path):
     """What a file is, in words, for a person (``'6000x4000 JPEG, RGB'``; ``'512x512 PNG, 16-bit
     grayscale, converted to 8-bit RGB'``); an ``UnreadableImage`` when Pillow cannot read it."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as img:
-            fmt, mode, (w, h) = img.format or "image", img.mode, img.size
-    except (OSError, ValueError, SyntaxError, EOFError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                fmt, mode, (w, h) = img.format or "image", img.mode, img.size
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError):
         open_image(path)  # raises UnreadableImage with the reason the batches give
         raise
     words = {"RGB": "RGB", "L": "grayscale", "LA": "grayscale with alpha", "RGBA": "RGB with alpha",

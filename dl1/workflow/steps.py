@@ -286,6 +286,8 @@ def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tt
 def prediction_table(df, top=3):
     """The rows of ``predict_files``' DataFrame as a text table: the image, its predicted class and
     probability, then every class's probability (or, past 6 classes, the ``top`` most likely ones)."""
+    import numpy as np
+
     classes = list(df.columns)
     wide = len(classes) <= 6
     head = ["image", "class", "probability"] + (classes if wide else [f"top {top}"])
@@ -293,7 +295,7 @@ def prediction_table(df, top=3):
     for path, probs in zip(df.index, df.to_numpy(), strict=True):
         best = int(probs.argmax())
         rest = [f"{p:.4f}" for p in probs] if wide else \
-            ["  ".join(f"{classes[i]} {probs[i]:.4f}" for i in probs.argsort()[::-1][:top])]
+            ["  ".join(f"{classes[i]} {probs[i]:.4f}" for i in np.argsort(-probs, kind="stable")[:top])]
         rows.append([str(path), classes[best], f"{probs[best]:.4f}"] + rest)
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head] + rows)
