@@ -142,6 +142,17 @@ def test_a_file_that_is_not_an_exported_model_is_one_line(tmp_path):
     assert str(e.value).endswith("): write it again with 'dl1 export DIR --format onnx'") and "\n" not in str(e.value)
 
 
+def test_without_the_exporters_packages_export_names_them(monkeypatch, tmp_path):
+    from dl1.models.classifier import ImageClassifier
+
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if it were not installed
+    model = ImageClassifier("vgg16", weights=None, size=32, verbose=False)
+    with pytest.raises(DL1Error) as e:
+        model.export(str(tmp_path / "model.onnx"))
+    assert str(e.value) == "ONNX export needs onnxscript: pip install 'dl1[onnx]' (or pip install onnxscript)"
+    assert not (tmp_path / "model.onnx").exists()
+
+
 @pytest.mark.slow
 def test_convnext_exports_too(tmp_path):
     """ConvNeXt's LayerNormalization is what Keras' own ONNX export (TorchScript, for a dynamic batch) cannot

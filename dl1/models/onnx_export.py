@@ -23,9 +23,14 @@ from dl1.models.onnxmeta import INPUT_NAME, INPUT_TEXT, META_CLASSES, OUTPUT_NAM
 
 def _modules_needed():
     """A one-line error naming what to install when the exporter's packages are missing."""
-    import importlib.util
+    import importlib
 
-    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in ("onnx", "onnxscript"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
     if missing:
         raise DL1Error(f"ONNX export needs {' and '.join(missing)}: pip install 'dl1[onnx]' "
                        f"(or pip install {' '.join(missing)})")

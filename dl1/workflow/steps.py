@@ -213,7 +213,7 @@ def lr_find(directory, config=None, **settings):
 EXPORT_FORMATS = {"keras": (".keras", Results.EXPORT), "onnx": (".onnx", Results.EXPORT_ONNX)}
 
 
-def export(directory, sample=False, weights=None, output=None, format="keras"):  # noqa: A002 (the option's name)
+def export(directory, sample=False, weights=None, output=None, format="keras"):
     """The trained model as one ``.keras`` file (``results/model.keras`` or ``output``) that plain Keras
     loads without dl1, the class names beside it; or with ``format='onnx'`` one ``.onnx`` file
     (``results/model.onnx``) that ONNX Runtime runs without dl1, Keras or PyTorch, the class names in its
