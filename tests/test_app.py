@@ -185,7 +185,8 @@ def test_the_readme_screenshot_is_small():
 
 def test_the_app_reaches_nothing_outside_and_warns_off_the_loopback(served, tmp_path):
     """Gradio's analytics and version check are off: a process that starts the app (on 0.0.0.0) and loads its
-    page connects to, or looks up, no other host, and imports neither Keras nor PyTorch."""
+    page connects to, or looks up, no other host, and imports neither Keras nor PyTorch; a port in use is one
+    line."""
     port = browser.free_port()
     example = served / "valid" / "cats" / sorted(os.listdir(served / "valid" / "cats"))[0]
     code = textwrap.dedent(f"""
@@ -197,20 +198,33 @@ def test_the_app_reaches_nothing_outside_and_warns_off_the_loopback(served, tmp_
             elif event == "socket.getaddrinfo":
                 hosts.add(str(args[0]))
         sys.addaudithook(audit)
+        import socket
+        from dl1.io.errors import DL1Error
         from dl1.serve.app import serve
         from dl1.serve.engines import OnnxEngine
-        running = serve(OnnxEngine({str(served / 'results' / 'model.onnx')!r}), [{str(example)!r}],
-                        host="0.0.0.0", port={port})
+        engine = OnnxEngine({str(served / 'results' / 'model.onnx')!r})
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy = taken.getsockname()[1]
+            try:
+                serve(engine, host="127.0.0.1", port=busy)
+                refused = None
+            except DL1Error as e:
+                refused = str(e).replace(str(busy), "PORT")
+        running = serve(engine, [{str(example)!r}], host="0.0.0.0", port={port})
         for path in ("", "config", "theme.css"):
             urllib.request.urlopen("http://127.0.0.1:{port}/" + path, timeout=60).read()
         running.close()
-        print(json.dumps({{"hosts": sorted(hosts), "stack": [m for m in ("keras", "torch") if m in sys.modules]}}))
+        print(json.dumps({{"hosts": sorted(hosts), "stack": [m for m in ("keras", "torch") if m in sys.modules],
+                          "refused": refused}}))
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     seen = json.loads(r.stdout.strip().splitlines()[-1])
     assert set(seen["hosts"]) <= {"127.0.0.1", "0.0.0.0", "localhost", "::1"}, seen
     assert seen["stack"] == []
+    assert seen["refused"] == "cannot serve on 127.0.0.1:PORT: it is in use (try another --port)"
     assert (f"Warning: serving on 0.0.0.0: anyone who can reach this machine on port {port} can use the app and "
             "upload files to it (the default, 127.0.0.1, is this machine only)") in r.stderr.splitlines()
 

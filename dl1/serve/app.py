@@ -113,12 +113,7 @@ def serve(engine, examples=(), host=LOOPBACK, port=DEFAULT_PORT, title="dl1"):
                       prevent_thread_lock=True, quiet=True, show_error=False, max_file_size=MAX_UPLOAD,
                       allowed_paths=folders, enable_monitoring=False, ssr_mode=False, mcp_server=False,
                       pwa=False, footer_links=[])
-    except OSError as e:
-        raise DL1Error(f"cannot serve on {host}:{port}: {first_line(e)} (try another --port)") from None
+    except OSError as e:  # Gradio says "Cannot find empty port in range: P-P. You can specify ..." for a taken port
+        why = "it is in use" if "empty port" in str(e) else (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DL1Error(f"cannot serve on {host}:{port}: {why} (try another --port)") from None
     return blocks
-
-
-def first_line(error):
-    """The first line of an exception's message, without Gradio's advice about its own parameters."""
-    text = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return text.split(". You can specify")[0]
