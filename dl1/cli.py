@@ -194,7 +194,7 @@ def build_parser():
                        description="Shape raw Kaggle data (folders or zips) for Keras; safe to re-run.")
     s.add_argument("dir", help="folder holding train/ and test/ (or train.zip, test.zip; also Fisheries' "
                               "test_stg1/ and State Farm's imgs/train, imgs/test, or the competition zips)")
-    s.add_argument("--valid", type=_positive_int, default=2000, help="images moved to valid/ (default 2000)")
+    s.add_argument("--valid", type=_positive_int, default=None, help="images moved to valid/ (default 2000, or a fifth of a smaller set)")
     s.add_argument("--sample-train", type=_positive_int, default=200, help="copied to sample/train (200)")
     s.add_argument("--sample-valid", type=_positive_int, default=50, help="copied to sample/valid (50)")
     s.add_argument("--seed", type=int, default=0, help="random seed of the split (default 0)")
