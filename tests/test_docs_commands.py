@@ -204,10 +204,10 @@ def world(tmp_path_factory):
 
 # ---- running one block -----------------------------------------------------------------------------------
 def _tail(path, lines=60):
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
         text = f.read()
     # a progress bar redraws with carriage returns: keep what the terminal would show last
-    shown = [line.rsplit("\r", 1)[-1] for line in text.splitlines()]
+    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
     return "\n".join(shown[-lines:])
 
 
