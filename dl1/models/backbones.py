@@ -26,8 +26,9 @@ import numpy as np
 from keras import layers as L
 
 from dl1.io.errors import WeightsError
-from dl1.models.vgg16 import Vgg16, Vgg16BN, VggPreprocess, _size_pair, vgg_mean
+from dl1.models.vgg16 import Vgg16, Vgg16BN, VggPreprocess, size_pair, vgg_mean
 from dl1.models.weights import backbone_weights_path
+from dl1.nn import kprivate
 from dl1.nn.frozen import FrozenBase, with_fast_convs
 from dl1.nn.model import Model
 from dl1.nn.weightfiles import saved_num_classes
@@ -105,10 +106,10 @@ class Backbone(Vgg16):
         if self.include_top:  # split off the classifier: base = everything before it (and its dropout)
             last = app.layers[-1]
             features = last.input
-            producer = features._keras_history.operation
+            producer = kprivate.producing_layer(features)
             while isinstance(producer, L.Dropout):
                 features = producer.input
-                producer = features._keras_history.operation
+                producer = kprivate.producing_layer(features)
             base = keras.Model(app.input, features, name=f"{self.arch}_base")
             head = last
         else:
@@ -188,7 +189,7 @@ class Resnet50(Backbone):
 
     def __init__(self, size=(224, 224), include_top=True, weights="imagenet", **kwargs):
         self.vgg_mean = vgg_mean.astype(np.float64)
-        super().__init__(weights=weights, size=_size_pair(size), include_top=include_top, **kwargs)
+        super().__init__(weights=weights, size=size_pair(size), include_top=include_top, **kwargs)
 
     def vgg_preprocess(self, x):
         """Subtract the ImageNet mean and reverse the channels (RGB->BGR), as the 2017 method did."""

@@ -29,7 +29,6 @@ from dl1.io.errors import WeightsError
 from dl1.io.log import note
 from dl1.models.aids import TrainingAids
 from dl1.models.weights import imagenet_weights_path, load_class_index
-from dl1.nn.keras1 import BatchNormalization  # the class `from utils import *` gives: isinstance holds
 from dl1.nn.layers import Conv2D, MaxPooling2D
 from dl1.nn.model import Sequential
 from dl1.nn.optimizers import Adam, LossScaleOptimizer, mixed_precision_policy
@@ -67,7 +66,7 @@ class VggPreprocess(L.Layer):
         return input_shape
 
 
-def _size_pair(size):
+def size_pair(size):
     if size is None:
         return (224, 224)
     if np.isscalar(size):
@@ -88,7 +87,7 @@ class Vgg16(TrainingAids):
 
     def __init__(self, weights="imagenet", size=224, class_index=None, dropout=0.5, verbose=True,
                  mixed_precision=False, jit_compile="auto"):
-        self.size = _size_pair(size)
+        self.size = size_pair(size)
         _check_size(self.size)
         self.policy = mixed_precision_policy(mixed_precision)
         self.jit_compile = jit_compile
@@ -251,7 +250,7 @@ class Vgg16(TrainingAids):
 
     def fit_data(self, trn, labels, val, val_labels, nb_epoch=1, batch_size=64, epochs=None, **kwargs):
         """Train on in-memory arrays."""
-        return self.model.fit(trn, labels, epochs=epochs, nb_epoch=nb_epoch if epochs is None else None,
+        return self.model.fit(trn, labels, epochs=epochs if epochs is not None else nb_epoch,
                               validation_data=(val, val_labels), batch_size=batch_size, **kwargs)
 
     def fit(self, batches, val_batches, nb_epoch=1, epochs=None, **kwargs):
@@ -300,7 +299,7 @@ class Vgg16BN(Vgg16):
 
     def _fc_block(self, name):
         return [L.Dense(4096, activation="relu", name=name, dtype=self.policy),
-                BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self.policy),
+                L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=self.policy),
                 L.Dropout(self.dropout, name=f"{name}_dropout", dtype=self.policy)]
 
     def _layers(self, num_classes):

@@ -23,6 +23,7 @@ import numpy as np
 from dl1.io.arrays import load_array, save_array
 from dl1.io.errors import DataError
 from dl1.io.log import note, warn
+from dl1.nn import kprivate
 from dl1.nn.frozen import FrozenBase
 
 CACHE_VERSION = 1
@@ -57,17 +58,16 @@ def chain_layers(model):
         return None
     chain, tensor = [], model.outputs[0]
     while True:
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        found = kprivate.producer(tensor)
+        if found is None:
             return None
-        op = history.operation
+        op, inputs = found
         if isinstance(op, keras.layers.InputLayer):
             break
-        node = op._inbound_nodes[history.node_index]
-        if len(node.input_tensors) != 1 or len(node.outputs) != 1:
+        if len(inputs) != 1 or kprivate.node_output_count(tensor) != 1:
             return None
         chain.append(op)
-        tensor = node.input_tensors[0]
+        tensor = inputs[0]
     if tensor is not model.inputs[0]:
         return None
     chain.reverse()
@@ -240,7 +240,7 @@ class FeatureCache:
         else:
             os.utime(path)  # last used: pruning removes the least recently used files first
             if self.verbose:
-                print(f"Using cached features for {batches.n} images of {batches.directory}", flush=True)
+                note("using cached features for %d images of %s", batches.n, batches.directory)
         return out, ok
 
     def _compute(self, batches, todo, out, ok, partial):
