@@ -17,11 +17,17 @@ differently (``torch_impl.TorchBackend``, ``jax_impl.JaxBackend``). The groups:
 """
 
 import contextlib
+import os
 
 import numpy as np
 
 IDENTITY = np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32)
 _SCIPY_MODES = {"nearest": "nearest", "reflect": "reflect", "constant": "grid-constant", "wrap": "grid-wrap"}
+
+
+def launched():
+    """True when ``torchrun`` (or ``torch.distributed.run``) started this process, even with one process."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
 
 
 def pixel_matrix(theta, height, width):
@@ -123,6 +129,10 @@ class Backend:
         return None
 
     # ---- data parallel -------------------------------------------------------------------------------
+    def pin_device(self):
+        """Under a multi-process launch, make this process's own device the default (before models are
+        built); nothing here."""
+
     def process_group(self):
         """The ``ProcessGroup`` of a multi-process launch (``torchrun``), or None: one process."""
         return None

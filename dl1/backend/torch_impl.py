@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from dl1.backend.base import IDENTITY, Backend, ProcessGroup
+from dl1.backend.base import IDENTITY, Backend, ProcessGroup, launched
 
 _PADDING = {"nearest": "border", "reflect": "reflection", "constant": "zeros", "wrap": "border"}
 
@@ -121,16 +121,19 @@ class TorchBackend(Backend):
         return [keras.ops.copy(state) for state in layer.states]
 
     # ---- data parallel -------------------------------------------------------------------------------
+    def pin_device(self):
+        """``torch.cuda.set_device(LOCAL_RANK)`` under torchrun on a CUDA box."""
+        if launched():
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
     def process_group(self):
         """The torchrun process group (joined on first use), or None without torchrun."""
         if not launched():
             return None
         return TorchProcessGroup.joined()
-
-
-def launched():
-    """True when torchrun (or torch.distributed.run) started this process, even with one process."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
 
 
 class TorchProcessGroup(ProcessGroup):

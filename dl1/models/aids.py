@@ -130,7 +130,7 @@ class TrainingAids:
         if nothing is frozen), on cached frozen-layer features; then every layer trainable for ``epochs``
         one-cycle epochs at ``base_lr/2`` for the head and geometrically lower rates for earlier blocks
         (down to ``base_lr/2/lr_mult``). Returns the merged History (``history.phases``: the two)."""
-        from dl1.train.fit import _merge
+        from dl1.train.fit import merge_histories
 
         self._check_classes(batches)
         layers = self.model.layers
@@ -152,7 +152,7 @@ class TrainingAids:
             phases.append(self._one_cycle(batches, val_batches, epochs, max_lr, 0.3, 5.0, 1e5,
                                           (0.95, 0.85, 0.95), _phase_checkpoint(checkpoint, "unfrozen"),
                                           callbacks, **kwargs))
-        history = _merge(phases)
+        history = merge_histories(phases)
         history.phases = phases
         return history
 

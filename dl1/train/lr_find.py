@@ -18,8 +18,8 @@ import numpy as np
 
 from dl1.io.atomic import atomic_path
 from dl1.nn.kprivate import sync_optimizer
-from dl1.train.fit import _compile_like, _feature_data, cache_plan
-from dl1.train.schedules import _inner, set_momentum
+from dl1.train.fit import cache_plan, compile_like, feature_data
+from dl1.train.schedules import inner_optimizer, set_momentum
 
 RULE = "minimum/10"
 RULE_TEXT = "the rate at the lowest smoothed loss, divided by 10"
@@ -96,7 +96,7 @@ class _State:
         if not opt.built:
             opt.build(model.trainable_variables)
         self.opt = [np.array(keras.ops.convert_to_numpy(v)) for v in opt.variables]
-        inner = _inner(opt)
+        inner = inner_optimizer(opt)
         self.lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
         self.momentum = getattr(inner, "beta_1", getattr(inner, "momentum", None))
 
@@ -134,8 +134,8 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
     sync_optimizer(model)
     prefix = cache_plan(model, [batches], cache, verbose)
     if prefix is not None:
-        data, _, _ = _feature_data(prefix, batches, None, verbose)
-        target = _compile_like(prefix.head(model), model)
+        data, _, _ = feature_data(prefix, batches, None, verbose)
+        target = compile_like(prefix.head(model), model)
     else:
         data, target = batches, model
     if not len(data):
