@@ -17,6 +17,7 @@ import zipfile
 
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error
+from dl1.io.log import note
 
 DEFAULT_COMPETITION = "dogs-vs-cats-redux-kernels-edition"
 STATE_FILE = ".dl1-kaggle.json"
@@ -157,12 +158,12 @@ def download(directory, competition=None, file_name=None, force=False):
     state = _state(directory)
     if not force and state.get("competition") == competition and state.get("files") and \
             all(os.path.exists(os.path.join(directory, f)) for f in state["files"]):
-        print(f"Already downloaded: {', '.join(state['files'])} (use --force to download again)")
+        note("already downloaded: %s (use --force to download again)", ", ".join(state["files"]))
         return state["files"]
     staging = os.path.join(directory, ".dl1-download")
     os.makedirs(staging, exist_ok=True)
     write_text(os.path.join(directory, STATE_FILE), json.dumps({"competition": competition}))
-    print(f"Downloading {competition} into {directory} ...", flush=True)
+    note("downloading %s into %s ...", competition, directory)
     _run(download_args(competition, staging, file_name), f"kaggle download of {competition}")
     files = []
     for name in sorted(os.listdir(staging)):

@@ -15,6 +15,7 @@ import os
 import re
 
 from dl1.io.errors import DataError
+from dl1.io.log import note
 from dl1.nn.layer_rates import group_multipliers, with_layer_rates
 from dl1.train import lr_find as _lr_find
 from dl1.train import schedules, tta
@@ -83,7 +84,7 @@ class TrainingAids:
         if fname:
             found.plot(fname)
             found.fname = fname
-        print(found.summary() + (f"; plot: {fname}" if fname else ""), flush=True)
+        note("%s", found.summary() + (f"; plot: {fname}" if fname else ""))
         return found
 
     # ---- one-cycle -----------------------------------------------------------------------------------
@@ -168,6 +169,6 @@ class TrainingAids:
         from dl1.models.export import export_model
 
         path = export_model(self.model, self.classes, fname)
-        print(f"Exported {type(self).__name__} ({len(self.classes)} classes, input "
-              f"{tuple(self.size)}) to {path}", flush=True)
+        note("exported %s (%d classes, input %s) to %s", type(self).__name__, len(self.classes), tuple(self.size),
+             path)
         return path
