@@ -183,13 +183,14 @@ def test_2017_channels_first_weight_file_is_recognised(tmp_path):
 
 
 def test_changing_lr_after_compile_takes_effect():
+    from utils import K  # the 2017 face: it installs the Keras 1 spellings (opt.lr)
+
     vgg = Vgg16(weights=None, size=32, verbose=False)
     vgg.ft(2)
     opt = vgg.model.optimizer
     assert float(opt.learning_rate) == pytest.approx(0.001)
     vgg.model.optimizer.lr = 0.01  # the 2017 notebook idiom, silently ignored by Keras 1 after training
     assert float(opt.learning_rate) == pytest.approx(0.01)
-    from utils import K
 
     K.set_value(opt.lr, 0.0)  # the lesson 2 idiom
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
