@@ -5,7 +5,8 @@ insists on ``.weights.h5``), as does loading the Keras-2 format ImageNet files b
 are written to a temporary name and renamed, so a crash never leaves a truncated file under the real name.
 A change of ``layer.trainable`` after compiling takes effect at the next ``fit``/``train_on_batch`` (the
 optimizer is re-synced, ``dl1.nn.kprivate.sync_optimizer``), ``fit`` takes a batches object together
-with a ``batch_size`` (which the batches already have), and ``reset_states()`` resets every stateful layer.
+with a ``batch_size`` (which the batches already have), ``reset_states()`` resets every stateful layer, and
+``compile`` asks the backend whether to compile the training step (``jit_compile``, its compile policy).
 
 The 2017 methods (``fit(nb_epoch=)``, ``fit_generator``, ``predict_classes``, ``Model(input=, output=)``,
 ...) are not here: ``dl1.compat`` adds them while a 2017 face (``utils``, ``vgg16``) is imported.
@@ -16,6 +17,7 @@ import warnings
 
 import keras
 
+from dl1 import backend
 from dl1.io.atomic import atomic_path
 from dl1.io.errors import WeightsError
 from dl1.nn import kprivate
@@ -27,6 +29,11 @@ __all__ = ["Model", "ModelMixin", "Sequential", "reset_states", "sync_optimizer"
 
 class ModelMixin:
     """Weight files under any name, written atomically, and re-synced training (see the module)."""
+
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        """Keras' ``compile``; whether to compile the training step is the backend's policy for
+        ``jit_compile`` (``dl1.backend``: 'auto', True or False)."""
+        return super().compile(*args, jit_compile=backend.current().jit_compile(jit_compile), **kwargs)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
         """Save weights under any name (``ft1.h5`` as in the course), atomically."""

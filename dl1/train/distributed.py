@@ -168,7 +168,6 @@ class _ProcessSync(keras.callbacks.Callback):
         self.group = session.group
         self.seen = _SeenLog(self.group)
         self.steps = self.t0 = 0
-        self.val_steps = None
 
     def _sum_metrics(self):
         self.group.sum_variables([v for m in self.model.metrics for v in m.variables])
@@ -184,9 +183,6 @@ class _ProcessSync(keras.callbacks.Callback):
         self.steps += 1
         if batch == len(self.part) - 1:  # Keras reads the epoch's logs from the metrics after this
             self._sum_metrics()
-
-    def on_test_begin(self, logs=None):
-        self.val_steps = self.params.get("steps") if self.params else None
 
     def on_test_batch_end(self, batch, logs=None):
         if self.session.val is not None and batch == len(self.session.val) - 1:
