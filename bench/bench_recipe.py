@@ -41,9 +41,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
-import keras
 
-import dl1  # noqa: F401  (picks the Keras backend before Keras is imported)
+import dl1  # noqa: F401  (picks the Keras backend before Keras is imported: keep it above keras)
+
+# isort: split
+import keras
 
 
 class EpochClock(keras.callbacks.Callback):

@@ -5,7 +5,7 @@ char-rnn's network: ``Embedding(vocab, 24)``, two ``LSTM(n_hidden, return_sequen
 characters (the course's sizes, ``n_hidden=512``). Without dropout, so that both sides run the same
 arithmetic (``torch.nn.LSTM`` has no recurrent dropout, and Keras' recurrent dropout turns its fast path off).
 
-- ours: ``dl1.nn.keras1.LSTM`` (Keras' LSTM, accepting the Keras 1 arguments) in our ``Sequential``, ``train_on_batch`` on fixed batches;
+- ours: ``dl1.nn.layers.LSTM`` (Keras' LSTM, whose stateful form trains on torch) in our ``Sequential``, ``train_on_batch`` on fixed batches;
 - baseline: ``torch.nn.Embedding`` + ``torch.nn.LSTM(num_layers=2, batch_first=True)`` + ``torch.nn.Linear``,
   a hand-written step (zero_grad, forward, cross-entropy, backward, Adam step).
 Figure: training characters per second (batch x seq_len per step / median step time), after warm-up steps.
@@ -39,7 +39,7 @@ def _median_step(step, n_warmup, n_steps):
 def keras_lstm(args, x, y, device):
     import keras
 
-    from dl1.nn.keras1 import LSTM
+    from dl1.nn.layers import LSTM
     from dl1.nn.model import Sequential
 
     keras.utils.set_random_seed(0)

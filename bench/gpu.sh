@@ -7,15 +7,15 @@
 #      (torch against JAX, where JAX is installed).
 # Everything goes to one file: RESULT lines, nvidia-smi facts, the test summaries.
 #
-#   bench/gpu.sh [--out FILE] [--dry-run] [--wheels DIR]
-#     --out FILE    where to write (default bench/gpu-results.txt, or $OUT/gpu-results.txt when OUT is set)
-#     --dry-run     check the script, the tools and the Python packages it needs, run nothing heavy
-#     --wheels DIR  install the wheels in DIR first (pip --no-index --target), for a box without a registry
+#   bench/gpu.sh [--out FILE] [--dry-run] [--wheels DIR] [--list-wheels]
+#     --out FILE     where to write (default bench/gpu-results.txt, or $OUT/gpu-results.txt when OUT is set)
+#     --dry-run      check the script, the tools and the Python packages it needs, run nothing heavy
+#     --wheels DIR   install the wheels in DIR first (pip --no-index --target), for a box without a registry
+#     --list-wheels  print the pip command that downloads those wheels (run it where pip reaches PyPI)
 #
-# The Python packages it needs beyond the box's PyTorch (print the pip download command: bench/gpu.sh --list-wheels):
-# keras and its needs (namex, optree, absl-py, rich, h5py, ml-dtypes), blosc2 (ndindex, msgpack, numexpr,
-# py-cpuinfo, requests), pillow, scikit-learn, pandas, matplotlib, tqdm, pytest, and for the notebooks
-# papermill, nbformat, nbclient, ipykernel and their needs.
+# The Python packages it needs beyond the box's PyTorch are read from the installed distributions' own
+# metadata (bench/gpu_needs.py: dl1's requirements and its gpu-run extra, followed recursively); on a
+# machine with pip access, bench/gpu.sh --list-wheels prints the pip command that downloads their wheels.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,28 +29,17 @@ while [ "$#" -gt 0 ]; do
     --dry-run) dry_run=1; shift ;;
     --wheels) wheels="$2"; shift 2 ;;
     --list-wheels) list_wheels=1; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "gpu.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-# module name -> the distribution (wheel) that provides it
-MODULES=(keras:keras namex:namex optree:optree absl:absl-py rich:rich h5py:h5py ml_dtypes:ml-dtypes
-         blosc2:blosc2 ndindex:ndindex numexpr:numexpr PIL:pillow sklearn:scikit-learn pandas:pandas
-         matplotlib:matplotlib tqdm:tqdm pytest:pytest papermill:papermill nbformat:nbformat
-         nbclient:nbclient ipykernel:ipykernel)
+PY="${PYTHON:-python3}"
 
 if [ "$list_wheels" = 1 ]; then
-  dists=()
-  for pair in "${MODULES[@]}"; do dists+=("${pair#*:}"); done
-  echo "# on a machine with pip access, in the repository root (then: bench/gpu.sh --wheels .whl):"
-  echo "python3 -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \\"
-  echo "  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \\"
-  echo "  -d .whl ${dists[*]}"
-  exit 0
+  exec "$PY" bench/gpu_needs.py wheels --python 3.12
 fi
 
-PY="${PYTHON:-python3}"
 if [ -z "$out" ]; then
   if [ -n "${OUT:-}" ]; then out="$OUT/gpu-results.txt"; else out="bench/gpu-results.txt"; fi
 fi
@@ -65,12 +54,17 @@ else
 fi
 export KERAS_BACKEND="${KERAS_BACKEND:-torch}" DL1_OFFLINE=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
 
-missing=()
-for pair in "${MODULES[@]}"; do
-  if ! "$PY" -c "import ${pair%%:*}" >/dev/null 2>&1; then missing+=("${pair#*:}"); fi
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "gpu.sh: missing Python packages: ${missing[*]} (carry their wheels: bench/gpu.sh --list-wheels)" >&2
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "gpu.sh: $PY cannot import torch: install the box's CUDA build of PyTorch first" >&2
+  exit 1
+fi
+rc=0
+missing=$("$PY" bench/gpu_needs.py missing) || rc=$?
+if [ "$rc" = 1 ]; then
+  echo "gpu.sh: missing Python packages: $missing (carry their wheels: bench/gpu.sh --list-wheels)" >&2
+  exit 1
+elif [ "$rc" != 0 ]; then
+  echo "gpu.sh: cannot tell which Python packages are missing (bench/gpu_needs.py exit $rc)" >&2
   exit 1
 fi
 

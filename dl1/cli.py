@@ -221,7 +221,7 @@ def build_parser():
     s.add_argument("dir", help="folder holding train/ and test/ (or train.zip, test.zip; also Fisheries' "
                               "test_stg1/ and State Farm's imgs/train, imgs/test, or the competition zips)")
     _number(s, "--valid", at_least(0), type=int, default=argparse.SUPPRESS,
-            help=f"images moved to valid/ (default {d['valid']})")
+            help="images moved to valid/ (default the course's 2000, or a fifth of a smaller set, with a note)")
     _number(s, "--sample-train", at_least(0), type=int, default=argparse.SUPPRESS,
             help=f"copied to sample/train ({d['sample_train']})")
     _number(s, "--sample-valid", at_least(0), type=int, default=argparse.SUPPRESS,

@@ -1,14 +1,18 @@
 """The 2017 surface on Keras 3: `from utils import *`, helper signatures, model and optimizer spellings."""
 
 import inspect
+import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
 
 import utils
 from dl1.compat.keras1 import SGD, Adam, Convolution2D, RMSprop, Sequential
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_star_import_gives_the_2017_names():
@@ -169,3 +173,71 @@ def test_copy_free_conv_and_pool_match_keras_and_share_weight_files(tmp_path):
     fresh.load_weights(str(tmp_path / "plain.h5"))
     np.testing.assert_allclose(fresh.predict(x, verbose=0), plain.predict(x, verbose=0), rtol=1e-5, atol=1e-4)
     assert isinstance(ours.layers[0], keras.layers.Conv2D)
+
+
+def test_convolution2d_is_the_class_of_vgg16s_convolutions():
+    from dl1.models.vgg16 import Vgg16
+    from utils import Convolution2D, Dense  # noqa: F401
+
+    model = Vgg16(weights=None, size=32, verbose=False).model
+    convs = [i for i, layer in enumerate(model.layers) if type(layer) is Convolution2D]
+    assert len(convs) == 13
+    last_conv_idx = [index for index, layer in enumerate(model.layers) if type(layer) is Convolution2D][-1]
+    assert model.layers[last_conv_idx].name == "block5_conv3"
+    k1 = Convolution2D(8, 3, 3, border_mode="same", subsample=(2, 2))
+    assert (k1.kernel_size, k1.padding, k1.strides) == ((3, 3), "same", (2, 2))
+
+
+def test_what_2017_cells_check_holds_through_the_vgg16_face(tmp_path, seeded):
+    from utils import BatchNormalization, get_batches  # noqa: F401
+    from vgg16 import Vgg16, Vgg16BN
+
+    bn = Vgg16BN(weights=None, size=32, verbose=False).model
+    assert [layer.name for layer in bn.layers if isinstance(layer, BatchNormalization)] == ["fc1_bn", "fc2_bn"]
+    vgg = Vgg16(weights=None, size=32, verbose=False)
+    vgg.ft(2)
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[[0, 1, 0, 1]]
+    h = vgg.model.fit(x, y, nb_epoch=2, batch_size=2, verbose=0)
+    assert len(h.history["loss"]) == 2
+    assert vgg.model.predict_classes(x).shape == (4,)
+    vgg.model.optimizer.lr = 0.01  # takes effect (it did not in 2017)
+    assert float(vgg.model.optimizer.learning_rate) == pytest.approx(0.01)
+    vgg.model.save_weights(str(tmp_path / "ft1.h5"))
+    again = Vgg16(weights=str(tmp_path / "ft1.h5"), size=32, verbose=False)
+    np.testing.assert_allclose(again.model.predict(x, verbose=0), vgg.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_the_spellings_come_with_the_faces_and_go_back_when_removed():
+    """In a fresh process: ``import dl1`` (and the library) installs nothing; ``import utils`` installs the
+    spellings; ``uninstall()`` puts every class attribute back exactly as it was, and installing again
+    works."""
+    code = textwrap.dedent("""
+        import keras
+        import dl1, dl1.models.vgg16, dl1.train.fit
+        from dl1.compat import spellings
+        targets = spellings.targets()
+        before = {(o, n): vars(o).get(n, 'MISSING') for o, n in targets}
+        def plain_refuses():
+            try:
+                keras.layers.Dense(output_dim=3)
+            except TypeError:
+                return True
+            return False
+        print(spellings.installed(), plain_refuses(), hasattr(keras.Model, 'predict_classes'))
+        import utils
+        print(spellings.installed(), plain_refuses(), hasattr(keras.Model, 'predict_classes'),
+              keras.optimizers.SGD(lr=0.5).lr.numpy() == 0.5)
+        spellings.uninstall()
+        after = {(o, n): vars(o).get(n, 'MISSING') for o, n in targets}
+        import sys
+        print(spellings.installed(), plain_refuses(), hasattr(keras.Model, 'predict_classes'), after == before,
+              any(f.__class__.__name__ == '_Keras1Finder' for f in sys.meta_path),
+              hasattr(keras.layers, 'merge'))
+        spellings.install()
+        print(keras.layers.Dense(output_dim=3).units, len(targets) > 25)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[:4] == ["False True False", "True False True True",
+                                          "False True False True False False", "3 True"]

@@ -106,7 +106,8 @@ def test_jax_data_parallel_where_it_applies():
     pytest.importorskip("jax")
     from dl1.train import distributed
 
-    assert distributed.jax_data_parallel() in (True, False)
+    with distributed.device_parallel() as spread:
+        assert spread in (True, False)
 
 
 def test_predict_reads_the_architecture_from_the_results_folder(two_sets, capsys):

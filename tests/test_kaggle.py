@@ -6,16 +6,17 @@ the server's part; the real CLI is still checked for what it does without creden
 
 import json
 import os
-import stat
 import subprocess
 import sys
-import textwrap
 import zipfile
 
 import pytest
+from fake_kaggle import competition_zip, install_fake_kaggle
 
 from dl1.kaggle import cli as kaggle_cli
 from dl1.kaggle.cli import KaggleError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -28,40 +29,11 @@ def no_credentials(tmp_path, monkeypatch):
     return home
 
 
-FAKE = textwrap.dedent('''\
-    #!{python}
-    import json, os, sys, zipfile
-    log = os.environ["FAKE_KAGGLE_LOG"]
-    with open(log, "a") as f:
-        f.write(json.dumps(sys.argv[1:]) + "\\n")
-    mode = os.environ.get("FAKE_KAGGLE_MODE", "ok")
-    if mode == "forbidden":
-        print("403 - Forbidden - You must accept this competition's rules before you'll be able to "
-              "download files.")
-        sys.exit(1)
-    args = sys.argv[1:]
-    if args[:2] == ["competitions", "download"]:
-        path = args[args.index("-p") + 1]
-        target = os.path.join(path, args[2] + ".zip")
-        if mode == "truncated":
-            open(target, "wb").write(b"PK\\x03\\x04 cut short")
-        else:
-            with zipfile.ZipFile(target, "w") as zf:
-                zf.writestr("train.zip", b"")
-                zf.writestr("sample_submission.csv", "id,label\\n1,0.5\\n")
-        print("Downloaded", target)
-    elif args[:2] == ["competitions", "submit"]:
-        print("Successfully submitted to", args[2])
-''')
-
-
 @pytest.fixture
 def fake_kaggle(tmp_path, monkeypatch):
-    script = tmp_path / "kaggle"
-    script.write_text(FAKE.format(python=sys.executable))
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    script = install_fake_kaggle(str(tmp_path / "bin"))
     log = tmp_path / "kaggle.log"
-    monkeypatch.setenv("DL1_KAGGLE_CLI", str(script))
+    monkeypatch.setenv("DL1_KAGGLE_CLI", script)
     monkeypatch.setenv("FAKE_KAGGLE_LOG", str(log))
     monkeypatch.setenv("KAGGLE_API_TOKEN", "test-token")
 
@@ -154,28 +126,10 @@ def test_rules_not_accepted_is_explained(tmp_path, fake_kaggle, monkeypatch):
 
 
 def test_dl1_kaggle_download_command(tmp_path, fake_kaggle):
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-m", "dl1", "kaggle", "download", str(tmp_path / "x"),
-                          "--competition", "some-comp"], capture_output=True, text=True, cwd=repo)
+                          "--competition", "some-comp"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "Next: dl1 prepare" in out.stdout and fake_kaggle()[0][2] == "some-comp"
-
-
-SLOW_FAKE = textwrap.dedent('''\
-    #!{python}
-    import os, shutil, sys, time
-    args = sys.argv[1:]
-    path = args[args.index("-p") + 1]
-    src = os.environ["FAKE_KAGGLE_SOURCE"]
-    with open(src, "rb") as fin, open(os.path.join(path, args[2] + ".zip"), "wb") as fout:
-        while True:  # a slow network: the file grows chunk by chunk
-            chunk = fin.read(64 * 1024)
-            if not chunk:
-                break
-            fout.write(chunk)
-            fout.flush()
-            time.sleep(0.01)
-''')
 
 
 def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, monkeypatch):
@@ -192,19 +146,11 @@ def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, mo
     raw = tmp_path / "raw"
     write_sample(str(raw), n=300, n_test=60, seed=4, max_side=96, progress=False)
     source = tmp_path / "dogs-vs-cats-redux-kernels-edition.zip"
-    with zipfile.ZipFile(source, "w") as bundle:  # Kaggle's layout: a zip holding train.zip and test.zip
-        for split in ("train", "test"):
-            inner = tmp_path / f"{split}.zip"
-            with zipfile.ZipFile(inner, "w") as zf:
-                for name in sorted(os.listdir(raw / split)):
-                    zf.write(raw / split / name, f"{split}/{name}")
-            bundle.write(inner, f"{split}.zip")
-    script = tmp_path / "kaggle"
-    script.write_text(SLOW_FAKE.format(python=sys.executable))
-    script.chmod(script.stat().st_mode | stat.S_IEXEC)
-    env = {**os.environ, "DL1_KAGGLE_CLI": str(script), "FAKE_KAGGLE_SOURCE": str(source),
-           "KAGGLE_API_TOKEN": "test-token"}
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    competition_zip(str(source), str(raw))  # Kaggle's layout: a zip holding train.zip, test.zip
+    script = install_fake_kaggle(str(tmp_path / "bin"))
+    env = {**os.environ, "DL1_KAGGLE_CLI": script, "FAKE_KAGGLE_SOURCE": str(source),
+           "FAKE_KAGGLE_DELAY": "0.01", "KAGGLE_API_TOKEN": "test-token"}
+    repo = REPO
     data = tmp_path / "data"
     rng = random.Random(1)
 
@@ -241,3 +187,95 @@ def test_download_and_prepare_killed_at_random_moments_lose_nothing(tmp_path, mo
     labelled = hashes(data, ["train", "valid"]) - hashes(data / "sample", ["train", "valid"])
     assert labelled == hashes(raw, ["train"])
     assert hashes(data, ["test"]) == hashes(raw, ["test"])
+
+
+def test_a_download_shows_the_kaggle_commands_progress_while_it_runs(tmp_path):
+    """The kaggle command's progress reaches the user while the download is still under way (it was
+    captured until the end), and the zip appears in DIR only once it is complete."""
+    import select
+    import time
+
+    source = tmp_path / "big.zip"
+    with zipfile.ZipFile(source, "w") as zf:
+        zf.writestr("train.zip", os.urandom(300_000))
+    gate = tmp_path / "gate"
+    env = {**os.environ, "DL1_KAGGLE_CLI": install_fake_kaggle(str(tmp_path / "bin")),
+           "KAGGLE_API_TOKEN": "test-token", "FAKE_KAGGLE_SOURCE": str(source), "FAKE_KAGGLE_GATE": str(gate)}
+    data = tmp_path / "redux"
+    proc = subprocess.Popen([sys.executable, "-m", "dl1", "kaggle", "download", str(data)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, deadline = b"", time.monotonic() + 60
+    try:
+        while b"%|" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([proc.stderr], [], [], 0.5)[0]:
+                seen += os.read(proc.stderr.fileno(), 65536)
+        assert b" 21%| 65536/" in seen, seen  # the first chunk's progress, shown while the fake waits
+        assert proc.poll() is None and not (data / "dogs-vs-cats-redux-kernels-edition.zip").exists()
+    finally:
+        gate.write_text("go")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert b"100%|" in seen + err and b"Next: dl1 prepare" in out
+    assert (data / "dogs-vs-cats-redux-kernels-edition.zip").read_bytes() == source.read_bytes()
+
+
+def test_the_real_kaggle_command_starts_in_the_locked_environments(tmp_path):
+    """`kaggle --version` runs here (the `make test` environment), and every distribution the kaggle
+    command imports is pinned in requirements.lock (the `make demo` environment): kaggle 2.2.5 imports six
+    without declaring it, so a lock without six would give a `kaggle` that cannot start."""
+    import importlib.metadata
+
+    kaggle = os.path.join(os.path.dirname(sys.executable), "kaggle")
+    env = {**os.environ, "HOME": str(tmp_path)}
+    out = subprocess.run([kaggle, "--version"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("Kaggle CLI "), out.stdout + out.stderr
+    probe = ("import sys, kaggle.cli; "
+             "print('\\n'.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    mods = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert mods.returncode == 0, mods.stderr
+    owners = importlib.metadata.packages_distributions()
+    imported = {d.lower().replace("_", "-") for m in mods.stdout.split() for d in owners.get(m, [])}
+    assert "six" in imported
+    locked = {line.split("==")[0] for line in open(os.path.join(REPO, "requirements.lock"))
+              if "==" in line and not line.startswith((" ", "#"))}
+    # What the test environment has beyond the lock (PySocks, through selenium) may be imported only where
+    # it is optional (urllib3 takes socks when it is there): with those modules made unimportable, as in
+    # the make demo environment, kaggle must still start.
+    extra = imported - locked
+    blocked = sorted(m for m in mods.stdout.split()
+                     if {d.lower().replace("_", "-") for d in owners.get(m, [])} & extra)
+    without = ("import sys\n"
+               f"for m in {blocked!r}: sys.modules[m] = None\n"
+               "sys.argv = ['kaggle', '--version']\n"
+               "import kaggle.cli\n"
+               "kaggle.cli.main()\n")
+    alone = subprocess.run([sys.executable, "-c", without], capture_output=True, text=True, env=env, timeout=120)
+    assert alone.returncode == 0 and alone.stdout.startswith("Kaggle CLI "), (extra, alone.stdout + alone.stderr)
+    assert "six" not in extra
+
+
+@pytest.mark.slow
+def test_the_real_kaggle_command_starts_after_a_plain_pip_install(tmp_path):
+    """The README's own-environment install (`pip install torch==2.13.0`, then `pip install .`) into a
+    fresh virtual environment, resolved from the declared ranges: its `kaggle --version` works."""
+    import shutil
+    import venv
+
+    copy = tmp_path / "dl1"
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if os.path.isfile(os.path.join(REPO, name)):
+            os.makedirs(copy / os.path.dirname(name), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, name), copy / name)
+    env_dir = tmp_path / "plain"
+    venv.create(env_dir, with_pip=False)
+    python = env_dir / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                              "--no-compile", "torch==2.13.0", str(copy)],
+                             capture_output=True, text=True, env=env, timeout=1500)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    out = subprocess.run([str(env_dir / "bin" / "kaggle"), "--version"], capture_output=True, text=True,
+                         env={**env, "HOME": str(tmp_path)}, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("Kaggle CLI "), out.stdout + out.stderr

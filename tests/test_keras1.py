@@ -571,7 +571,7 @@ def test_embedding_dropout_with_pretrained_weights_as_lesson5_writes_it():
     ``__init__`` when given weights, before the dropout's seed generator existed (it used to fail there)."""
     import numpy as np
 
-    from dl1.nn.keras1 import Embedding
+    from dl1.compat.keras1 import Embedding
 
     emb = np.random.default_rng(0).normal(size=(50, 4)).astype("float32")
     layer = Embedding(50, 4, input_length=6, dropout=0.2, weights=[emb], trainable=False)

@@ -187,7 +187,7 @@ def test_ops_rnns_learn_with_autograd_sgd(which, capsys):
 def _stateful(seed=0):
     import keras
 
-    from dl1.nn.keras1 import LSTM
+    from dl1.nn.layers import LSTM
     from dl1.nn.model import Sequential
 
     keras.utils.set_random_seed(seed)

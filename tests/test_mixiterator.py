@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 
+import utils  # noqa: F401  (the 2017 face installs fit_generator and nb_epoch=)
 from dl1.data.batches import ImageDataGenerator, MixIterator, get_batches
 
 

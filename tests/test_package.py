@@ -1,6 +1,8 @@
 """The package: one import name, layers checked by import-linter, no side effects on import, the 2017 faces
 as re-exports, and a wheel that installs a working `dl1`."""
 
+import ast
+import importlib.util
 import os
 import subprocess
 import sys
@@ -102,3 +104,55 @@ def test_the_wheel_holds_the_package_the_faces_and_the_dependencies(tmp_path):
         assert any(r.lower().startswith(dep) and "extra ==" not in r for r in requires), dep
     assert any("papermill" in r and 'extra == "notebooks"' in r for r in requires)
     assert "dl1 = dl1.cli:main" in entry
+
+
+def _dl1_modules_and_aliases(tree):
+    """``{alias: module}`` of the dl1 modules a module imports (``import dl1.x as m``, ``from dl1 import x``)."""
+    aliases = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("dl1.") and a.asname:
+                    aliases[a.asname] = a.name
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dl1"):
+            for a in node.names:
+                if importlib.util.find_spec(f"{node.module}.{a.name}") if _is_package(node.module) else False:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    return aliases
+
+
+def _is_package(module):
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+def underscore_imports(path):
+    """``[(line, name)]``: underscore names a module takes from another dl1 module, by ``from dl1.x import
+    _name`` or as ``module._name`` of an imported dl1 module."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and ((node.module or "").startswith("dl1") or node.level):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("_")
+                      and not a.name.startswith("__")]
+    aliases = _dl1_modules_and_aliases(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases \
+                and node.attr.startswith("_") and not node.attr.startswith("__"):
+            found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    return found
+
+
+def test_no_module_imports_another_modules_underscore_names():
+    from test_private_api import library_files
+
+    found = {os.path.relpath(p, REPO): u for p in library_files() if (u := underscore_imports(p))}
+    assert not found, f"underscore names used across modules (make them public where they live): {found}"
+
+
+def test_the_underscore_scan_catches_both_forms(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from dl1.train.fit import _merge, fit_model\nfrom dl1.train import distributed as d\n"
+                   "import dl1.nn.kprivate as kp\nd._SeenLog\nkp._state\nd.__name__\n")
+    assert sorted(name for _, name in underscore_imports(str(bad))) == ["_merge", "d._SeenLog", "kp._state"]

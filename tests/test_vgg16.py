@@ -84,16 +84,17 @@ def test_the_7_line_recipe_learns(course_data, standin_weights, seeded):
     np.testing.assert_allclose(preds[:5], one_by_one, atol=1e-4)
 
 
-def test_cached_features_give_the_same_predictions_as_the_full_model(course_data, standin_weights):
+def test_cached_features_give_the_same_predictions_as_the_full_model(tmp_path, course_data, standin_weights):
     from dl1.train.fit import predict_batches
 
     vgg = Vgg16(weights=str(standin_weights), size=64, verbose=False)
     b = vgg.get_batches(str(course_data / "valid"), batch_size=16, shuffle=False, verbose=False)
     vgg.finetune(b)
-    cached = predict_batches(vgg.model, b, cache=True, verbose=0)
+    cached = predict_batches(vgg.model, b, cache=True, verbose=0, cache_dir=tmp_path / "cache")
+    assert len(os.listdir(tmp_path / "cache")) == 1
     full = predict_batches(vgg.model, b, cache=False, verbose=0)
     np.testing.assert_allclose(cached, full, atol=1e-5)
-    again = predict_batches(vgg.model, b, cache=True, verbose=0)  # from the cache file this time
+    again = predict_batches(vgg.model, b, cache=True, verbose=0, cache_dir=tmp_path / "cache")  # from the file
     np.testing.assert_allclose(again, cached, atol=1e-6)
 
 
@@ -106,7 +107,7 @@ def test_feature_cache_is_invalidated_by_changed_images_and_weights(tmp_path, co
     b = vgg.get_batches(str(data), shuffle=False, verbose=False)
     vgg.finetune(b)
     prefix = FrozenPrefix(vgg.model, frozen_prefix_length(vgg.model))
-    cache = FeatureCache(prefix, verbose=False)
+    cache = FeatureCache(prefix, verbose=False, folder=tmp_path / "cache")
     f1, _ = cache.features(b)
     path = cache.path_for(b)
     assert os.path.exists(path)
@@ -117,7 +118,8 @@ def test_feature_cache_is_invalidated_by_changed_images_and_weights(tmp_path, co
     assert not np.allclose(f2[3], f1[3]) and np.allclose(f2[3], f2[-1], rtol=1e-3, atol=1e-3)
     np.testing.assert_array_equal(f2[:3], f1[:3])
     vgg.model.get_layer("fc1").set_weights([w * 2 for w in vgg.model.get_layer("fc1").get_weights()])
-    other = FeatureCache(FrozenPrefix(vgg.model, frozen_prefix_length(vgg.model)), verbose=False)
+    other = FeatureCache(FrozenPrefix(vgg.model, frozen_prefix_length(vgg.model)), verbose=False,
+                         folder=tmp_path / "cache")
     assert other.path_for(b2) != path
 
 
@@ -183,13 +185,14 @@ def test_2017_channels_first_weight_file_is_recognised(tmp_path):
 
 
 def test_changing_lr_after_compile_takes_effect():
+    from utils import K  # the 2017 face: it installs the Keras 1 spellings (opt.lr)
+
     vgg = Vgg16(weights=None, size=32, verbose=False)
     vgg.ft(2)
     opt = vgg.model.optimizer
     assert float(opt.learning_rate) == pytest.approx(0.001)
     vgg.model.optimizer.lr = 0.01  # the 2017 notebook idiom, silently ignored by Keras 1 after training
     assert float(opt.learning_rate) == pytest.approx(0.01)
-    from utils import K
 
     K.set_value(opt.lr, 0.0)  # the lesson 2 idiom
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")

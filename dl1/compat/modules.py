@@ -13,9 +13,9 @@ keras.layers import merge, Merge``, ``image.ImageDataGenerator`` (after ``from k
 image``), ``from keras.regularizers import activity_l2``. ``install()`` adds those names to the Keras
 module, and only where the module has no attribute of that name: nothing Keras defines is replaced.
 
-It is installed by ``import utils`` (the notebooks' ``from utils import *``), never by ``import dl1``:
-importing the library has no process-wide side effects. ``uninstall()`` removes the finder (the names
-added to Keras' modules stay, as do modules already imported).
+It is installed with the other 2017 spellings (``dl1.compat.spellings.install()``, which ``import utils``
+and ``import vgg16`` do), never by ``import dl1``: importing the library has no process-wide side effects.
+``uninstall()`` removes the finder and the names added to Keras' modules (modules already imported stay).
 """
 
 import importlib
@@ -204,6 +204,9 @@ class _Keras1Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 _FINDER = _Keras1Finder()
 
 
+_ADDED = []  # (module, name) added by install(), removed by uninstall()
+
+
 def _add_missing_names():
     for target, entries in ADDITIONS.items():
         module = importlib.import_module(target)
@@ -211,19 +214,25 @@ def _add_missing_names():
             for public, attr in _pairs(names):
                 if not hasattr(module, public):
                     setattr(module, public, getattr(importlib.import_module(source), attr))
+                    _ADDED.append((module, public))
 
 
 def install():
-    """Make the Keras 1 module paths importable (idempotent). Called by ``import utils``."""
+    """Make the Keras 1 module paths importable and add the missing names (idempotent)."""
     if _FINDER not in sys.meta_path:
         sys.meta_path.append(_FINDER)
     _add_missing_names()
 
 
 def uninstall():
-    """Remove the finder from ``sys.meta_path`` (modules already imported stay in ``sys.modules``)."""
+    """Remove the finder from ``sys.meta_path`` and the names added to Keras' modules (modules already
+    imported through the finder stay in ``sys.modules``)."""
     while _FINDER in sys.meta_path:
         sys.meta_path.remove(_FINDER)
+    while _ADDED:
+        module, name = _ADDED.pop()
+        if hasattr(module, name):
+            delattr(module, name)
 
 
 def installed():

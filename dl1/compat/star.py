@@ -1,7 +1,8 @@
 """The namespace ``from utils import *`` gives a notebook: what it gave in 2017.
 
-The helpers (``get_batches``, ``plots``, ``save_array``, ``Vgg16``, ...) and the Keras 1 spellings are
-imported here; numpy as ``np``, ``plt``, ``pd``, the Keras layers, ``K``, ``image``, ``confusion_matrix``,
+The helpers (``get_batches``, ``plots``, ``save_array``, ``Vgg16``, ...) and the Keras classes a 2017 cell
+builds with (``dl1.compat.keras1``: Keras' own and ``dl1.nn``'s, which take the Keras 1 arguments once
+``utils`` installed the spellings) are imported here; numpy as ``np``, ``plt``, ``pd``, the Keras layers, ``K``, ``image``, ``confusion_matrix``,
 ``FileLink`` and friends are resolved on first use (PEP 562), so that ``import utils`` does not pay for
 pandas, scikit-learn and matplotlib until a cell uses them. ``__all__`` lists every name.
 """

@@ -2,26 +2,22 @@
 
 Keras 3 dropped ``ImageDataGenerator``. This one keeps its constructor arguments (rotation, shifts,
 shear, zoom, channel shift, flips, fill mode) and its ``flow``/``flow_from_directory``/
-``random_transform`` methods, but applies every geometric change of a batch as one affine warp with
-``torch.nn.functional.grid_sample``: on the GPU when there is one, else on the CPU, in one call per
-batch instead of one scipy call per channel per image as in 2017.
+``random_transform`` methods. It draws the random transforms here (numpy, one generator per image) and
+the backend applies every geometric change of a batch as one affine warp (``dl1.backend``'s
+``warp_images``: on PyTorch one ``grid_sample`` call per batch, on the GPU when there is one) instead of
+one scipy call per channel per image as in 2017.
 """
 
 import numpy as np
 
-_PADDING = {"nearest": "border", "reflect": "reflection", "constant": "zeros", "wrap": "border"}
+from dl1 import backend
 
-
-def _torch():
-    import torch  # imported lazily: data preparation must start quickly
-
-    return torch
+FILL_MODES = ("nearest", "reflect", "constant", "wrap")
 
 
 def default_device():
-    """'cuda' when a CUDA GPU is visible to torch, else 'cpu'."""
-    torch = _torch()
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    """Where the backend augments by default ('cuda' when PyTorch sees a CUDA GPU, else 'cpu')."""
+    return backend.current().augment_device()
 
 
 class Augmentation:
@@ -41,8 +37,8 @@ class Augmentation:
                  featurewise_center=False, samplewise_center=False,
                  featurewise_std_normalization=False, samplewise_std_normalization=False,
                  zca_whitening=False, interpolation="bilinear"):
-        if fill_mode not in _PADDING:
-            raise ValueError(f"fill_mode must be one of {sorted(_PADDING)}, not {fill_mode!r}")
+        if fill_mode not in FILL_MODES:
+            raise ValueError(f"fill_mode must be one of {sorted(FILL_MODES)}, not {fill_mode!r}")
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError("interpolation must be 'bilinear' or 'nearest'")
         unsupported = [name for name, value in [
@@ -152,40 +148,13 @@ class Augmentation:
         (a Generator, or one per image)."""
         if not self.is_random:
             return self._finish(np.asarray(x, dtype=np.float32), as_numpy)
-        torch = _torch()
         n, h, w = x.shape[:3]
         mats, hflip, vflip, shifts = self.random_params(n, h, w, rng)
-        device = self._resolve_device()
-        t = torch.as_tensor(np.asarray(x, dtype=np.float32), device=device).permute(0, 3, 1, 2)
-        geometric = not np.allclose(mats, np.array([[1, 0, 0], [0, 1, 0]], dtype=np.float32))
-        if geometric:
-            lo, hi = t.amin(dim=(1, 2, 3), keepdim=True), t.amax(dim=(1, 2, 3), keepdim=True)
-            theta = torch.as_tensor(mats, device=device)
-            grid = torch.nn.functional.affine_grid(theta, list(t.shape), align_corners=False)
-            if self.fill_mode == "wrap":  # tile the image: coordinates modulo its size ([-1, 1) in grid units)
-                grid = torch.remainder(grid + 1, 2) - 1
-            fill = self.fill_mode == "constant" and self.cval != 0
-            src = t - self.cval if fill else t
-            t = torch.nn.functional.grid_sample(src, grid, mode=self.interpolation,
-                                                padding_mode=_PADDING[self.fill_mode],
-                                                align_corners=False)
-            if fill:
-                t = t + self.cval
-            t = torch.minimum(torch.maximum(t, lo), hi) if not fill else t
-        if shifts is not None:
-            lo, hi = t.amin(dim=(1, 2, 3), keepdim=True), t.amax(dim=(1, 2, 3), keepdim=True)
-            t = t + torch.as_tensor(shifts, dtype=t.dtype, device=device)[:, :, None, None]
-            t = torch.minimum(torch.maximum(t, lo), hi)
-        if hflip.any():
-            idx = torch.as_tensor(np.flatnonzero(hflip), device=device)
-            t[idx] = t[idx].flip(3)
-        if vflip.any():
-            idx = torch.as_tensor(np.flatnonzero(vflip), device=device)
-            t[idx] = t[idx].flip(2)
-        t = t.permute(0, 2, 3, 1)
-        if as_numpy or device == "cpu":
-            t = np.ascontiguousarray(t.cpu().numpy())
-        return self._finish(t, as_numpy)
+        out = backend.current().warp_images(np.asarray(x, dtype=np.float32), mats, hflip, vflip, shifts,
+                                            fill_mode=self.fill_mode, cval=self.cval,
+                                            interpolation=self.interpolation, device=self._resolve_device(),
+                                            as_numpy=as_numpy)
+        return self._finish(out, as_numpy)
 
     def _finish(self, x, as_numpy):
         if self.rescale is not None:

@@ -10,7 +10,6 @@ the current one is used.
 
 import math
 import os
-import sys
 import threading
 
 import keras
@@ -27,7 +26,7 @@ from dl1.data.images import (
     natural_key,
 )
 from dl1.io.errors import DataError
-from dl1.io.log import warn
+from dl1.io.log import note, warn
 from dl1.io.pools import decode_pool, decode_workers, prefetch_pool  # noqa: F401 (decode_workers: API)
 
 
@@ -41,18 +40,13 @@ def onehot(x, num_classes=None):
     return out
 
 
-def _say(message, verbose):
-    if verbose:
-        print(message, file=sys.stdout, flush=True)
-
-
 def _short_list(items, limit=5):
     items = list(items)
     shown = ", ".join(str(i) for i in items[:limit])
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-class _SampleCountNames:
+class SampleCountNames:
     """The 2017 and Keras 2 names for the sample count ``n``: ``samples``, ``nb_sample``, ``N``."""
 
     @property
@@ -68,8 +62,9 @@ class _SampleCountNames:
         return self.n
 
 
-class _BatchIterator(_SampleCountNames, keras.utils.PyDataset):
-    """Shared machinery: epoch-seeded shuffling, ``next()`` with prefetch, 2017 attribute names."""
+class BatchIterator(SampleCountNames, keras.utils.PyDataset):
+    """Shared machinery: epoch-seeded shuffling, ``next()`` with prefetch, 2017 attribute names. A subclass
+    says how to make the batch of given samples (``batch_at``)."""
 
     def __init__(self, n, batch_size, shuffle, seed, prefetch_workers=2):
         super().__init__(workers=prefetch_workers, use_multiprocessing=False, max_queue_size=4)
@@ -127,9 +122,10 @@ class _BatchIterator(_SampleCountNames, keras.utils.PyDataset):
         return self.index_array[idx * self.batch_size:(idx + 1) * self.batch_size]
 
     def __getitem__(self, idx):
-        return self._get_batch(self.batch_indices(idx))
+        return self.batch_at(self.batch_indices(idx))
 
-    def _get_batch(self, index_array):
+    def batch_at(self, index_array):
+        """The batch of the samples ``index_array`` (what ``self[idx]`` gives for ``batch_indices(idx)``)."""
         raise NotImplementedError
 
     # Python iterator protocol, as Keras 1 iterators had: endless, reshuffles at each epoch end.
@@ -156,7 +152,7 @@ class _BatchIterator(_SampleCountNames, keras.utils.PyDataset):
         return self.__next__()
 
 
-class DirectoryIterator(_BatchIterator):
+class DirectoryIterator(BatchIterator):
     """Images from ``directory/<class>/...``; see ``get_batches`` for the arguments."""
 
     def __init__(self, directory, image_data_generator=None, target_size=(256, 256), color_mode="rgb",
@@ -192,9 +188,11 @@ class DirectoryIterator(_BatchIterator):
         self.classes = np.asarray(labels, dtype=np.int32)
         super().__init__(len(filenames), batch_size, shuffle, seed)
         if class_mode is None and class_names == ["."]:
-            _say(f"Found {self.n} images.", verbose)
+            if verbose:
+                note("Found %d images.", self.n)
         else:
-            _say(f"Found {self.n} images belonging to {len(class_names)} classes.", verbose)
+            if verbose:
+                note("Found %d images belonging to %d classes.", self.n, len(class_names))
 
     # ---- discovering the files -------------------------------------------------------------------
     @staticmethod
@@ -337,7 +335,7 @@ class DirectoryIterator(_BatchIterator):
         what = "replaced by another image in this batch" if substitute else "its slot stays black"
         warn(f"cannot read {os.path.join(self.directory, name)} ({reason}); {what}")
 
-    def _get_batch(self, index_array):
+    def batch_at(self, index_array):
         x, used = self.load_images(index_array)
         if not self.image_data_generator.is_identity:
             x = self.image_data_generator.apply_batch(x, self.image_rngs(used))
@@ -355,7 +353,7 @@ class DirectoryIterator(_BatchIterator):
         return onehot(labels, self.num_classes)
 
 
-class ArrayIterator(_BatchIterator):
+class ArrayIterator(BatchIterator):
     """Batches from in-memory arrays (``ImageDataGenerator().flow(x, y)``), augmented per batch."""
 
     def __init__(self, x, y=None, image_data_generator=None, batch_size=32, shuffle=True, seed=None,
@@ -370,7 +368,7 @@ class ArrayIterator(_BatchIterator):
         workers = 2 if self.image_data_generator.is_random else 1
         super().__init__(len(x), batch_size, shuffle, seed, prefetch_workers=workers)
 
-    def _get_batch(self, index_array):
+    def batch_at(self, index_array):
         x = self.x[index_array].astype(np.float32, copy=False)
         x = self.image_data_generator.apply_batch(x, self.image_rngs(index_array))
         if self.y is None:
@@ -388,7 +386,7 @@ def _concat(parts):
     return np.concatenate([np.asarray(p) for p in parts])
 
 
-class MixIterator(_SampleCountNames, keras.utils.PyDataset):
+class MixIterator(SampleCountNames, keras.utils.PyDataset):
     """Batches made of one batch from each of several iterators, concatenated (2017 ``MixIterator``,
     used for pseudo-labelling: real labelled batches mixed with batches of pseudo-labelled images).
 

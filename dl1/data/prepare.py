@@ -34,6 +34,7 @@ from dl1.io.pools import decode_pool
 
 RECORD = ".dl1-prepare.json"
 DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
+COURSE_VALID = 2000  # the course's validation set for Dogs vs Cats (of 25,000 training images)
 
 
 @dataclass
@@ -442,10 +443,13 @@ def _check_record(path, options, total):
 
 
 # ---- the whole job -------------------------------------------------------------------------------------
-def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
+def prepare_data(path, valid=None, sample_train=200, sample_valid=50, seed=0,
                  label_regex=DEFAULT_LABEL_REGEX, plural=True, check_images=True, progress=True,
                  group_file=None, group_column=None, group_image_column="img"):
     """Prepare ``path`` (see the module docstring); returns a PrepareReport. Safe to run again.
+
+    ``valid=None`` (not given) is the course's 2000 validation images, scaled down with the sample sizes
+    when the set is smaller (``scaled_sizes``, with a note); a ``valid`` given and too large is an error.
 
     ``group_file`` (a CSV, relative to ``path`` or absolute) and ``group_column`` split the validation set
     by group: whole groups move to ``valid/``, so no group is in both (State Farm: ``driver_imgs_list.csv``,
@@ -470,6 +474,9 @@ def prepare_data(path, valid=2000, sample_train=200, sample_valid=50, seed=0,
     if not inv.where:
         raise DataError(f"no images found in {os.path.join(path, 'train')}")
     total = len(inv.where)
+    if valid is None:
+        sizes = _scaled_sizes_noted(path, total, COURSE_VALID, sample_train, sample_valid)
+        valid, sample_train, sample_valid = sizes["valid"], sizes["sample_train"], sizes["sample_valid"]
     options = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid, "seed": seed,
                "label_regex": label_regex, "plural": plural}
     groups = None
@@ -555,27 +562,39 @@ def _move_test_images(path, report, progress):
         report.moved += 1
 
 
-def split_sizes(path, valid=2000, sample_train=200, sample_valid=50, label_regex=DEFAULT_LABEL_REGEX,
+def scaled_sizes(total, valid=COURSE_VALID, sample_train=200, sample_valid=50):
+    """The split sizes for ``total`` labelled images: the ones asked for when the set is big enough, else (a
+    sample, a synthetic stand-in) a fifth of the images for validation and a sample of at most a third of the
+    training images. The same total always gives the same sizes, so a re-run is accepted."""
+    asked = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
+    if total == 0 or (valid <= total // 2 and sample_train <= total - valid and sample_valid <= valid):
+        return asked
+    n_valid = max(1, total // 5)
+    return {"valid": n_valid, "sample_train": min(sample_train, max(1, (total - n_valid) // 3)),
+            "sample_valid": min(sample_valid, max(1, n_valid // 2))}
+
+
+def _scaled_sizes_noted(path, total, valid, sample_train, sample_valid):
+    asked = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
+    sizes = scaled_sizes(total, valid, sample_train, sample_valid)
+    if sizes != asked:
+        note("%s has %d labelled images, fewer than the split asks for (%s): using %s", path, total,
+             ", ".join(f"{k}={v}" for k, v in asked.items()), ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    return sizes
+
+
+def split_sizes(path, valid=COURSE_VALID, sample_train=200, sample_valid=50, label_regex=DEFAULT_LABEL_REGEX,
                 plural=True):
-    """The split sizes to give ``prepare_data`` for the labelled images in ``path``: the ones asked for
-    when the data is big enough, else (a sample, a stand-in of 40 images) a fifth of the images for
-    validation and a sample of at most a third of the training images, with a note saying so. The same
-    images always give the same sizes, before and after preparation, so a re-run is accepted."""
+    """The split sizes to give ``prepare_data`` for the labelled images in ``path`` (``scaled_sizes``), with
+    a note when they are smaller than asked; the same before and after preparation."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise DataError(f"folder not found: {path}")
     extract_zips(path, progress=False)
     normalise_layout(path)
     total = len(_Inventory(path, _label_function(label_regex, plural)).where)
-    asked = {"valid": valid, "sample_train": sample_train, "sample_valid": sample_valid}
-    if total == 0 or (valid <= total // 2 and sample_train <= total - valid and sample_valid <= valid):
-        return asked
-    n_valid = max(1, total // 5)
-    sizes = {"valid": n_valid, "sample_train": min(sample_train, max(1, (total - n_valid) // 3)),
-             "sample_valid": min(sample_valid, max(1, n_valid // 2))}
-    note("%s has %d labelled images, fewer than the split asks for (%s): using %s", path, total,
-         ", ".join(f"{k}={v}" for k, v in asked.items()), ", ".join(f"{k}={v}" for k, v in sizes.items()))
-    return sizes
+    return _scaled_sizes_noted(path, total, valid, sample_train, sample_valid)
+
 
 def _sizes(paths, progress, what):
     from PIL import Image

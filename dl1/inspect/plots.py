@@ -9,6 +9,7 @@ import numpy as np
 
 from dl1.data.imageops import to_plot
 from dl1.io.atomic import atomic_path
+from dl1.io.log import note
 
 
 def _plt():
@@ -42,7 +43,7 @@ def plots(ims, figsize=(12, 6), rows=1, interp=False, titles=None, fname=None):
     """
     ims = list(ims)
     if not ims:
-        print("no images to show")
+        note("no images to show")
         return
     plt = _plt()
     if isinstance(ims[0], np.ndarray):

@@ -30,6 +30,7 @@ import zlib
 
 from dl1.io.atomic import temp_name, write_text
 from dl1.io.errors import DataError
+from dl1.io.log import note
 
 __all__ = ["UnpackError", "archive_members", "check_limits", "is_unpacked", "limits", "unpack_archive"]
 
@@ -262,7 +263,7 @@ def unpack_archive(archive, dest, strip=0, verbose=False):
     try:
         os.makedirs(staging)
         if verbose:
-            print(f"unpacking {os.path.basename(archive)} ({len(members)} files) into {dest}", flush=True)
+            note("unpacking %s (%d files) into %s", os.path.basename(archive), len(members), dest)
         try:
             _extract(archive, staging, strip)
         except OSError as e:

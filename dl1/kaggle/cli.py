@@ -6,6 +6,7 @@ files, OAuth cache, legacy ``kaggle.json``); when there are none we say where to
 calling it. The competition slug is remembered in ``DIR/.dl1-kaggle.json`` so nobody types it twice.
 Downloads land in ``DIR/.dl1-download/`` and each file is moved into ``DIR`` only once it is complete
 (a zip that opens and passes its CRC check), so a killed download never leaves a half file in place.
+A download's output (the kaggle command's progress bar) reaches the user's terminal as it comes.
 """
 
 import json
@@ -13,10 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error
+from dl1.io.log import note
 
 DEFAULT_COMPETITION = "dogs-vs-cats-redux-kernels-edition"
 STATE_FILE = ".dl1-kaggle.json"
@@ -77,16 +80,52 @@ def kaggle_command():
     return found
 
 
-def _run(args, what):
+def _pump(source, sink, tail, keep):
+    """Copy ``source`` (a pipe) to ``sink`` (our stdout or stderr) chunk by chunk as it arrives, keeping its
+    last ``keep`` bytes in ``tail``: a progress bar redraws with carriage returns, not lines."""
+    out = getattr(sink, "buffer", None)
+    while chunk := os.read(source.fileno(), 65536):
+        if out is not None:
+            out.write(chunk)
+        else:
+            sink.write(chunk.decode("utf-8", "replace"))
+        sink.flush()
+        tail[:] = (tail + chunk)[-keep:]
+
+
+def _streamed(cmd, keep=65536):
+    """Run ``cmd`` with its output shown as it comes; returns (exit code, the end of its output)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tails = [bytearray(), bytearray()]
+    pumps = [threading.Thread(target=_pump, args=(pipe, sink, tail, keep), daemon=True)
+             for pipe, sink, tail in zip((proc.stdout, proc.stderr), (sys.stdout, sys.stderr), tails,
+                                         strict=True)]
+    for t in pumps:
+        t.start()
+    try:
+        code = proc.wait()
+    except BaseException:  # Ctrl-C: the kaggle command got it too; make sure it is gone
+        proc.kill()
+        proc.wait()
+        raise
+    for t in pumps:
+        t.join()
+    return code, b"".join(tails).decode("utf-8", "replace")
+
+
+def _run(args, what, stream=False):
     if not find_credentials():
         raise KaggleError(credentials_help())
     cmd = [kaggle_command()] + args
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if stream:
+            code, out = _streamed(cmd)
+        else:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            code, out = proc.returncode, (proc.stdout or "") + (proc.stderr or "")
     except OSError as e:
         raise KaggleError(f"cannot run {cmd[0]}: {e}") from None
-    out = (proc.stdout or "") + (proc.stderr or "")
-    if proc.returncode != 0 or "Authentication required" in out:
+    if code != 0 or "Authentication required" in out:
         raise KaggleError(f"{what} failed: {_explain(out, args)}")
     return out
 
@@ -157,13 +196,13 @@ def download(directory, competition=None, file_name=None, force=False):
     state = _state(directory)
     if not force and state.get("competition") == competition and state.get("files") and \
             all(os.path.exists(os.path.join(directory, f)) for f in state["files"]):
-        print(f"Already downloaded: {', '.join(state['files'])} (use --force to download again)")
+        note("already downloaded: %s (use --force to download again)", ", ".join(state["files"]))
         return state["files"]
     staging = os.path.join(directory, ".dl1-download")
     os.makedirs(staging, exist_ok=True)
     write_text(os.path.join(directory, STATE_FILE), json.dumps({"competition": competition}))
-    print(f"Downloading {competition} into {directory} ...", flush=True)
-    _run(download_args(competition, staging, file_name), f"kaggle download of {competition}")
+    note("downloading %s into %s with the kaggle command ...", competition, directory)
+    _run(download_args(competition, staging, file_name), f"kaggle download of {competition}", stream=True)
     files = []
     for name in sorted(os.listdir(staging)):
         src = os.path.join(staging, name)

@@ -22,21 +22,7 @@ from dl1.models.preprocess import preprocessing_layers
 from dl1.models.weights import backbone_weights_path
 from dl1.nn.frozen import FrozenBase, with_fast_convs
 from dl1.nn.model import Model
-
-
-class _Policy:
-    """Build layers under a dtype policy (keras.applications take no ``dtype`` argument); restored after."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def __enter__(self):
-        self.old = keras.config.dtype_policy()
-        if self.policy:
-            keras.config.set_dtype_policy(self.policy)
-
-    def __exit__(self, *exc):
-        keras.config.set_dtype_policy(self.old)
+from dl1.nn.precision import dtype_policy
 
 
 def split_classifier(app):
@@ -62,7 +48,7 @@ class ApplicationNetwork:
 
     def application(self):
         fn = getattr(keras.applications, self.spec.application)
-        with _Policy(self.policy):
+        with dtype_policy(self.policy):
             return fn(include_top=self.include_top, weights=None, input_shape=self.size + (3,), classes=1000,
                       **dict(self.spec.application_args))
 

@@ -20,7 +20,6 @@ caller (``dl1.workflow`` passes its ``Results``' folders). Without them, as in a
 
 import os
 
-import keras
 import numpy as np
 
 from dl1.data.batches import get_batches as _get_batches
@@ -34,7 +33,8 @@ from dl1.nn.optimizers import Adam, LossScaleOptimizer, mixed_precision_policy
 from dl1.nn.weightfiles import saved_num_classes
 from dl1.train import lr_find as range_test
 from dl1.train import schedules, tta
-from dl1.train.cachedir import cache_dir_for, cache_folder
+from dl1.train.cachedir import cache_dir_for
+from dl1.train.callbacks import merge_histories
 from dl1.train.fit import fit_model, predict_batches
 from dl1.train.tta import apply_transform, tta_transforms
 
@@ -49,21 +49,6 @@ def size_pair(size, default=224):
     if len(size) != 2:
         raise ConfigError(f"size must be an int or (height, width), not {size!r}")
     return size
-
-
-def merge_histories(histories):
-    """One Keras ``History`` holding the epochs of ``histories`` in order (the phases of ``fine_tune``)."""
-    merged = keras.callbacks.History()
-    merged.history, merged.epoch = {}, []
-    for h in histories:
-        if h is None:
-            continue
-        merged.epoch += list(h.epoch)
-        for key, values in h.history.items():
-            merged.history.setdefault(key, []).extend(values)
-        merged.set_model(h.model)
-        merged.set_params(h.params)
-    return merged
 
 
 def phase_checkpoint(checkpoint, phase):
@@ -200,7 +185,7 @@ class ImageClassifier:
 
     def fit_data(self, trn, labels, val, val_labels, nb_epoch=1, batch_size=64, epochs=None, **kwargs):
         """Train on in-memory arrays."""
-        return self.model.fit(trn, labels, epochs=epochs, nb_epoch=nb_epoch if epochs is None else None,
+        return self.model.fit(trn, labels, epochs=nb_epoch if epochs is None else epochs,
                               validation_data=(val, val_labels), batch_size=batch_size, **kwargs)
 
     def _cache(self, batches):
@@ -215,9 +200,8 @@ class ImageClassifier:
         Keyword arguments: ``cache`` (True/False/'auto'), ``checkpoint`` (a file: resume from it and save
         to it), ``checkpoint_every`` (batches), ``callbacks``, ``verbose``.
         """
-        with cache_folder(self._cache(batches)):
-            return fit_model(self.model, batches, val_batches,
-                             epochs=epochs if epochs is not None else nb_epoch, **kwargs)
+        return fit_model(self.model, batches, val_batches, epochs=epochs if epochs is not None else nb_epoch,
+                         cache_dir=self._cache(batches), **kwargs)
 
     def test(self, path, batch_size=8, tta=1, **kwargs):
         """``(test_batches, probabilities)`` for the images in ``path`` (one sub-folder, e.g.
@@ -230,8 +214,7 @@ class ImageClassifier:
 
     def predict_batches(self, batches, **kwargs):
         """Probabilities for every image of ``batches`` (through cached frozen features when it can)."""
-        with cache_folder(self._cache(batches)):
-            return predict_batches(self.model, batches, **kwargs)
+        return predict_batches(self.model, batches, cache_dir=self._cache(batches), **kwargs)
 
     def predict(self, imgs, details=False):
         """``(max probabilities, class indices, class names)`` for a batch of raw RGB images.
@@ -300,10 +283,9 @@ class ImageClassifier:
         self._check_classes(batches)
         if getattr(self.model, "optimizer", None) is None:
             self.compile()
-        with cache_folder(self._cache(batches)):
-            found = range_test.lr_find(self.model, batches, start_lr=start_lr, end_lr=end_lr,
-                                       num_steps=num_steps, cache=cache, stop_div=stop_div, verbose=verbose,
-                                       **kwargs)
+        found = range_test.lr_find(self.model, batches, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
+                                   cache=cache, stop_div=stop_div, verbose=verbose, cache_dir=self._cache(batches),
+                                   **kwargs)
         if fname == "auto":
             root = data_folder(batches)
             fname = os.path.join(root, "results", "lr_find.png") if root else None
@@ -327,10 +309,10 @@ class ImageClassifier:
 
     def _one_cycle(self, batches, val_batches, epochs, max_lr, pct_start, div, div_final, moms, checkpoint,
                    callbacks, **kwargs):
-        with cache_folder(self._cache(batches)):
-            return schedules.fit_one_cycle(self.model, batches, val_batches, epochs=epochs, max_lr=max_lr,
-                                           pct_start=pct_start, div=div, div_final=div_final, moms=moms,
-                                           callbacks=callbacks, checkpoint=checkpoint, **kwargs)
+        return schedules.fit_one_cycle(self.model, batches, val_batches, epochs=epochs, max_lr=max_lr,
+                                       pct_start=pct_start, div=div, div_final=div_final, moms=moms,
+                                       callbacks=callbacks, checkpoint=checkpoint, cache_dir=self._cache(batches),
+                                       **kwargs)
 
     # ---- staged unfreezing ---------------------------------------------------------------------------
     def discriminative_rates(self, max_lr, lr_mult=100.0):

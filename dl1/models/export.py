@@ -66,22 +66,14 @@ def _float32(config):
     return config
 
 
-def _keras_base(cls):
-    for base in cls.__mro__:
-        if base.__module__.startswith("keras.") and issubclass(base, keras.layers.Layer):
-            return base
-    return None
-
-
 def _plain_layer(layer):
     """``(plain layer, weights or None)``: None means copy the original layer's weights."""
     if hasattr(layer, "plain_keras_layer"):
         return layer.plain_keras_layer()
-    for cls in type(layer).__mro__:
-        if cls in _PLAIN:
-            return _PLAIN[cls](layer)
-    base = _keras_base(type(layer))
-    if base is None:
+    if type(layer) in _PLAIN:
+        return _PLAIN[type(layer)](layer)
+    base = getattr(layer, "keras_class", type(layer))  # dl1.nn's layers name their plain Keras class
+    if not base.__module__.startswith("keras."):
         raise TypeError(f"layer {layer.name} ({type(layer).__name__}) has no plain Keras equivalent; "
                         "give it a plain_keras_layer() method or use register_plain_equivalent")
     return base.from_config(_float32(layer.get_config())), None

@@ -6,16 +6,16 @@ gives: raw 0-255 RGB, float32, shaped (batch, height, width, 3) at the model's s
 one output is the class probabilities (batch, classes). The class names, the input size and what the input
 is are in the file's metadata (``dl1.models.onnxmeta``).
 
-The conversion uses PyTorch's ONNX exporter (``torch.export``, the ``dynamo=True`` path, which needs the
-``onnx`` and ``onnxscript`` packages) with the batch dimension dynamic. Keras' own ``model.export(path,
-format='onnx')`` takes the older TorchScript exporter whenever a dimension is dynamic, which cannot export
-ConvNeXt's LayerNormalization and names the output by a number; through ``torch.export`` every architecture
-of the table exports. Keras and PyTorch are imported only when a file is written.
+The conversion is the backend's (``dl1.backend.current().onnx_program``: on torch, PyTorch's ONNX exporter
+through ``torch.export``, which needs the ``onnx`` and ``onnxscript`` packages), with the batch dimension
+dynamic; through it every architecture of the table exports. Keras and PyTorch are imported only when a
+file is written.
 """
 
 import os
 import warnings
 
+from dl1 import backend
 from dl1.io.atomic import atomic_path
 from dl1.io.errors import DL1Error
 from dl1.models.onnxmeta import INPUT_NAME, INPUT_TEXT, META_CLASSES, OUTPUT_NAME, metadata
@@ -34,41 +34,6 @@ def _modules_needed():
     if missing:
         raise DL1Error(f"ONNX export needs {' and '.join(missing)}: pip install 'dl1[onnx]' "
                        f"(or pip install {' '.join(missing)})")
-
-
-def _torch_export(plain, size):
-    """``plain`` (a Keras model on the torch backend) as an ONNX program (``torch.onnx.ONNXProgram``) whose
-    batch dimension is dynamic: the backend-specific half of ``export_onnx``."""
-    import logging
-
-    import numpy as np
-    import torch
-
-    class Forward(torch.nn.Module):  # one named positional input, inference mode
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, image):
-            return self.model(image, training=False)
-
-    example = torch.from_numpy(np.zeros((2,) + tuple(size) + (3,), dtype=np.float32))
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export", "onnxscript")]
-    levels = [log.level for log in quiet]
-    try:
-        for log in quiet:
-            log.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(Forward(plain).eval(), (example,), input_names=[INPUT_NAME],
-                                        output_names=[OUTPUT_NAME], dynamo=True, verbose=False,
-                                        dynamic_shapes=({0: batch},))
-            program.optimize()
-    finally:
-        for log, level in zip(quiet, levels, strict=True):
-            log.setLevel(level)
-    return program
 
 
 def export_onnx(model, classes, path, arch=None):
@@ -95,7 +60,7 @@ def export_onnx(model, classes, path, arch=None):
     with warnings.catch_warnings():  # a functional model named its input: Keras notes a bare tensor's structure
         warnings.simplefilter("ignore", UserWarning)
         plain(np.zeros((1,) + size + (3,), dtype=np.float32))  # built and called once, in float32
-    program = _torch_export(plain, size)
+    program = backend.current().onnx_program(plain, size, INPUT_NAME, OUTPUT_NAME)
     program.model.metadata_props.update(metadata(classes, size, arch))
     program.model.doc_string = (f"dl1 image classifier: {INPUT_TEXT} at {size[0]}x{size[1]} in, class "
                                 f"probabilities out ({len(classes)} classes, names in metadata {META_CLASSES})")

@@ -16,9 +16,10 @@ version computes the true gradient.
 
 import math
 
-import keras
 import numpy as np
 from keras import ops
+
+from dl1 import backend
 
 __all__ = ["gru_step", "gru_weights", "id_and_bias", "init_bias", "init_wgts", "np_rnn_forward", "np_rnn_grads",
            "np_rnn_weights", "rnn_forward", "rnn_step", "rnn_weights", "sequence_error", "sgd_update", "train_sgd",
@@ -112,34 +113,8 @@ def sequence_error(weights, x, y, h0, step=rnn_step, eps=1e-7):
 
 def value_and_grad(fn):
     """``fn(weights) -> scalar`` becomes ``g(weights) -> (value, [d value / d w for w in weights])``,
-    computed by the backend's automatic differentiation (``T.grad`` in 2017)."""
-    backend = keras.backend.backend()
-    if backend == "torch":
-        import torch
-
-        def g(weights):
-            ws = [ops.convert_to_tensor(w).detach().requires_grad_(True) for w in weights]
-            with torch.enable_grad():
-                value = fn(ws)
-                grads = torch.autograd.grad(value, ws)
-            return value.detach(), list(grads)
-
-        return g
-    if backend == "jax":
-        import jax
-
-        return lambda weights: jax.value_and_grad(fn)(list(weights))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        def g(weights):
-            ws = [tf.Variable(w) for w in weights]
-            with tf.GradientTape() as tape:
-                value = fn(ws)
-            return value, tape.gradient(value, ws)
-
-        return g
-    raise NotImplementedError(f"value_and_grad: no automatic differentiation for the {backend} backend")
+    computed by the backend's automatic differentiation (``T.grad`` in 2017; ``dl1.backend``)."""
+    return backend.current().value_and_grad(fn)
 
 
 def sgd_update(weights, grads, lr):

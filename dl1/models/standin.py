@@ -11,6 +11,8 @@ it loads through exactly the code path of the real weights.
 import keras
 import numpy as np
 
+from dl1.io.log import note
+
 
 def lsuv_init(model, x, eps=1e-6):
     """Rescale each Conv2D/Dense layer of a Sequential ``model`` in place so that its pre-activations on
@@ -49,5 +51,5 @@ def make_standin_weights(path, data_dir, size=64, n=64, seed=0, verbose=True):
     lsuv_init(vgg.model, x)
     save_legacy_h5(vgg.model, path)
     if verbose:
-        print(f"Stand-in VGG16 weights ({size}px, scaled on {len(x)} images of {data_dir}) saved to {path}")
+        note("stand-in VGG16 weights (%spx, scaled on %d images of %s) saved to %s", size, len(x), data_dir, path)
     return path

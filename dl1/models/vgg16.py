@@ -31,7 +31,6 @@ from dl1.io.errors import WeightsError
 from dl1.models.classifier import ImageClassifier
 from dl1.models.preprocess import VggPreprocess, vgg_mean, vgg_preprocess
 from dl1.models.weights import imagenet_weights_path
-from dl1.nn.keras1 import BatchNormalization  # the class `from utils import *` gives: isinstance holds
 from dl1.nn.layers import Conv2D, MaxPooling2D
 from dl1.nn.model import Sequential
 from dl1.nn.weightfiles import KIND_TEXT, file_kind
@@ -61,7 +60,7 @@ class VggNetwork:
         d = self.policy
         out = [L.Dense(4096, activation="relu", name=name, dtype=d)]
         if self.batch_norm:
-            out.append(BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=d))
+            out.append(L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=d))
         return out + [L.Dropout(self.dropout, name=f"{name}_dropout", dtype=d)]
 
     def softmax(self, num):

@@ -55,16 +55,12 @@ def with_fast_convs(model):
 
 def count_fast_convs(model):
     """``(convolutions on dl1's copy-free path, all convolution-like layers)`` of a model."""
-    from dl1.nn.layers import _fast_path_ok
-
     fast = total = 0
     for layer in _walk(model):
         if isinstance(layer, keras.layers.Conv2D) or type(layer).__name__ in ("DepthwiseConv2D",
                                                                                 "SeparableConv2D"):
             total += 1
-            if isinstance(layer, Conv2D) and _fast_path_ok(layer) and (
-                    layer.padding == "valid" or (tuple(layer.strides) == (1, 1)
-                                                 and all(k % 2 for k in layer.kernel_size))):
+            if isinstance(layer, Conv2D) and layer.on_fast_path():
                 fast += 1
     return fast, total
 

@@ -5,6 +5,11 @@ and the first use logs one warning saying so: the fast PyTorch convolutions are 
 ``trainable`` after compiling recompiles the model instead of re-syncing its optimizer, and the number of
 classes of a Keras 3 weights file is read by loading it rather than from its HDF5 group names. Results
 stay right either way; only speed and the identity of the optimizer object differ.
+
+A few reads have no public equivalent at all and are used on every version (``tests/test_private_api.py``
+runs them and keeps any other module of the package from touching Keras internals): the layer that produced
+a tensor of a functional model (``producer``), a first layer's ``input_shape=`` argument, whether a
+``Sequential`` is still empty, every layer inside a model, and the public class behind a backend's optimizer.
 """
 
 import logging
@@ -55,10 +60,67 @@ def recheck():
 
 
 # ---- fast layers ---------------------------------------------------------------------------------------
+def fast_layers():
+    """Whether ``dl1.nn.layers`` may hand Keras variables' tensors to the backend's fast path (relies on
+    ``Variable.value`` being the backend tensor, laid out as Keras stores kernels)."""
+    return verified()
+
+
 def fast_torch_layers():
-    """Whether ``dl1.nn.layers`` may convolve NHWC views of Keras variables directly on PyTorch
-    (relies on ``Variable.value`` being the backend tensor, laid out as Keras stores kernels)."""
-    return keras.backend.backend() == "torch" and verified()
+    """``fast_layers()`` on the PyTorch backend, the one with a fast path (False elsewhere)."""
+    return keras.backend.backend() == "torch" and fast_layers()
+
+
+# ---- the graph of a functional model ---------------------------------------------------------------------
+def producer(tensor):
+    """``(layer, input tensors)`` of the call that produced symbolic ``tensor`` (a layer output of a
+    functional model), or None for a model input or a tensor Keras did not record."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    layer = history.operation
+    node = layer._inbound_nodes[history.node_index]
+    return layer, list(node.input_tensors)
+
+
+def producing_layer(tensor):
+    """The layer whose call produced ``tensor`` (None for a model input)."""
+    found = producer(tensor)
+    return None if found is None else found[0]
+
+
+def node_output_count(tensor):
+    """How many tensors the call that produced ``tensor`` returned (1 for most layers), or None."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    return len(history.operation._inbound_nodes[history.node_index].outputs)
+
+
+# ---- first-layer input shapes (Keras 1's input_shape=/batch_input_shape=) ------------------------------
+def set_input_shape_argument(layer, shape):
+    """Record ``shape`` as the layer's ``input_shape=`` argument (what ``keras.Sequential.add`` reads to
+    start the model with an Input), without Keras' "Do not pass an `input_shape`" warning."""
+    layer._input_shape_arg = tuple(shape)
+
+
+def sequential_is_empty(model):
+    """True for a ``keras.Sequential`` with no layer yet, not even an Input."""
+    return not model._layers
+
+
+def flat_layers(model):
+    """Every layer inside ``model`` (nested models and wrappers included), ``model`` itself excluded."""
+    return list(model._flatten_layers(include_self=False))
+
+
+# ---- optimizers' classes -------------------------------------------------------------------------------
+def public_optimizer_class(cls):
+    """Keras swaps its own optimizer classes for backend-specific ones (torch: a parallel update that
+    bypasses ``update_step``): the public class for such a class, ``cls`` itself otherwise."""
+    if cls.__module__.startswith("keras.src.backend."):
+        return getattr(keras.optimizers, cls.__name__)
+    return cls
 
 
 # ---- optimizers after a change of ``trainable`` --------------------------------------------------------

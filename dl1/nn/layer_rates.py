@@ -10,6 +10,8 @@ one-cycle callback) moves every group together.
 
 import keras
 
+from dl1.nn import kprivate
+
 
 class _LayerRates:
     """Mixed into an optimizer class: the per-variable multiplier of the learning rate."""
@@ -23,14 +25,6 @@ class _LayerRates:
         return super().update_step(gradient, variable, learning_rate)
 
 
-def _public_class(cls):
-    """Keras swaps its own optimizer classes for backend-specific ones (torch: a parallel update that
-    bypasses ``update_step``); subclass the public class instead, which goes through ``update_step``."""
-    if cls.__module__.startswith("keras.src.backend."):
-        return getattr(keras.optimizers, cls.__name__)
-    return cls
-
-
 def with_layer_rates(optimizer, multipliers):
     """A fresh optimizer like ``optimizer`` (same class and configuration, no state) whose learning rate is
     multiplied by ``multipliers[variable.path]`` for each variable named there (1 for the others).
@@ -38,7 +32,9 @@ def with_layer_rates(optimizer, multipliers):
     inner = getattr(optimizer, "inner_optimizer", None)
     if inner is not None:
         return keras.optimizers.LossScaleOptimizer(with_layer_rates(inner, multipliers))
-    base = _public_class(type(optimizer))
+    # Keras swaps its optimizers for backend-specific classes (torch: a parallel update that bypasses
+    # ``update_step``); subclass the public class instead, which goes through ``update_step``
+    base = kprivate.public_optimizer_class(type(optimizer))
     cls = type(base.__name__, (_LayerRates, base), {"rate_multipliers": dict(multipliers)})
     config = optimizer.get_config()
     lr = config.get("learning_rate")

@@ -1,13 +1,11 @@
 """Where the frozen-feature cache of a data folder lives, and how a caller hands its folder down.
 
 ``cache_dir_for(DIR)`` is the one rule (``$DL1_CACHE_DIR``, else ``DIR/.dl1-cache``); ``dl1.workflow.
-results.Results.cache_dir`` and ``ImageClassifier`` use it and pass the folder down, through
-``cache_folder(F)`` around ``fit_model``/``predict_batches`` (which make their ``FeatureCache`` inside).
+results.Results.cache_dir`` and ``ImageClassifier`` use it and pass the folder down as an argument
+(``fit_model(..., cache_dir=F)``, ``predict_batches(..., cache_dir=F)``).
 No Keras here: ``dl1 cache`` and the results folder use it without loading a model.
 """
 
-import contextlib
-import contextvars
 import os
 
 
@@ -21,25 +19,6 @@ def cache_dir_for(root):
     if os.access(root, os.W_OK):
         return os.path.join(root, ".dl1-cache")
     return os.path.join(os.path.expanduser("~"), ".cache", "dl1", "features")
-
-
-_FOLDER = contextvars.ContextVar("dl1_feature_cache_folder", default=None)
-
-
-@contextlib.contextmanager
-def cache_folder(folder):
-    """Within this block, a ``FeatureCache`` made without a folder (as ``fit_model`` makes them) uses
-    ``folder``; the previous one is back afterwards."""
-    token = _FOLDER.set(os.fspath(folder) if folder else None)
-    try:
-        yield folder
-    finally:
-        _FOLDER.reset(token)
-
-
-def current_cache_folder():
-    """The folder of the innermost ``cache_folder`` block, else None."""
-    return _FOLDER.get()
 
 
 def cache_files(folder):

@@ -1,21 +1,26 @@
-"""Data-parallel training on several processes with PyTorch's own engine (``torchrun`` + DDP).
+"""Data-parallel training on several processes (``torchrun``), and on several devices of one process.
 
     torchrun --nproc-per-node 4 -m dl1 finetune data/redux --arch resnet50
 
 ``torchrun`` starts one process per GPU and sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``; ``fit_model``
-(what ``Vgg16.fit`` and ``dl1 finetune`` run) sees them and then:
-- joins the process group (NCCL on CUDA, gloo on CPU) and pins each process to ``cuda:LOCAL_RANK``;
-- copies rank 0's weights to every process, so random initialisations agree;
-- computes the frozen-feature cache once: rank 0 writes it while the others wait on a barrier, then read it;
-- trains with ``torch.nn.parallel.DistributedDataParallel`` in a plain loop (as Keras' own "distributed
-  training with PyTorch" guide does, since ``model.fit`` cannot drive DDP): every step each process takes
-  its share (``rank::world``) of the same global batch the one-process run would take, so ``--batch-size``
-  is the global batch, the number of steps is the same, and the result matches one process within float
-  rounding; the loss is weighted so the averaged gradient is exactly the global batch's;
-- checkpoints, per-epoch weights and printed lines come from rank 0 only; a checkpoint resumes on any
-  number of processes (the files must be on a shared disk when the processes are on several boxes).
-Without torchrun nothing here runs and training is Keras' ``model.fit``, as before. On the JAX backend
-``keras.distribution.DataParallel`` spreads batches over the local devices instead (``jax_data_parallel``).
+(what ``Vgg16.fit`` and ``dl1 finetune`` run) sees them and then trains with Keras' own ``model.fit`` in every
+process, as in one process, with three differences (``Session``):
+
+- each process takes its share (``rank::world``) of the same global batch the one-process run would take
+  (``Shard``), so ``--batch-size`` is the global batch, the number of steps is the same, and the result
+  matches one process within float rounding: the backend's process group averages the gradients in the
+  optimizer step, each process's weighted by its share of the batch (``dl1.backend``);
+- the processes start from rank 0's weights, agree on stopping (Ctrl-C, ``EarlyStopping``), and sum their
+  metrics' totals and counts at the end of each epoch and of each validation, so the logged loss and metrics
+  (the compiled model's, whatever they are) are those of all the data;
+- checkpoints, weight files and printed lines come from rank 0, which alone runs the user's callbacks
+  (except those that must change every process, such as a learning-rate schedule: ``every_process = True``);
+  rank 0 prints one line per epoch. A checkpoint resumes on any number of processes (the files must be on a
+  shared disk when the processes are on several boxes). The frozen-feature cache is computed once
+  (``once``): rank 0 writes it while the others wait, then they read it.
+
+Without torchrun nothing here runs. On the JAX backend one process trains on all its local devices instead
+(``device_parallel``: ``keras.distribution.DataParallel`` for the duration of the run).
 """
 
 import json
@@ -25,6 +30,13 @@ import time
 import keras
 import numpy as np
 
+from dl1 import backend
+from dl1.backend.base import launched
+from dl1.io.log import note
+
+__all__ = ["Session", "Shard", "active", "barrier", "device_parallel", "group", "is_main", "launched", "once",
+           "pin_device", "rank", "world_size"]
+
 
 def world_size():
     try:
@@ -33,15 +45,10 @@ def world_size():
         return 1
 
 
-def launched():
-    """True when torchrun (or torch.distributed.run) started this process, even with one process."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
-
-
 def active():
-    """True inside a torchrun launch on the PyTorch backend (one process too: the same loop, so that
-    ``--nproc-per-node 1`` is the exact one-process reference of a multi-process run)."""
-    return launched() and keras.backend.backend() == "torch"
+    """True inside a torchrun launch on a backend with a process group (PyTorch), also with one process:
+    the same path, so that ``--nproc-per-node 1`` is the exact one-process reference of a larger run."""
+    return launched() and backend.name() == "torch"
 
 
 def rank():
@@ -54,81 +61,88 @@ def is_main():
 
 
 def pin_device():
-    """``torch.cuda.set_device(LOCAL_RANK)`` under torchrun on a CUDA box (before models are built)."""
-    if launched() and keras.backend.backend() == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    """Under torchrun on a CUDA box, this process's GPU becomes the default (call before building models)."""
+    backend.current().pin_device()
 
 
-def init():
-    """Join the process group once (env:// rendezvous from torchrun). Returns the torch.distributed module."""
-    import torch
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        pin_device()
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return dist
+def group():
+    """The backend's process group of this torchrun launch (joined on first use), or None."""
+    return backend.current().process_group() if active() else None
 
 
 def barrier():
-    if active():
-        init().barrier()
-
-
-def broadcast_weights(model):
-    """Every variable of ``model`` takes rank 0's value."""
-    dist = init()
-    for v in model.weights:
-        dist.broadcast(v.value.data, src=0)
-
-
-def all_sum(values):
-    """Element-wise sum over processes of a list of floats."""
-
-    dist = init()
-    t = keras.ops.convert_to_tensor(np.asarray(values, dtype="float64"))
-    dist.all_reduce(t)
-    return keras.ops.convert_to_numpy(t).tolist()
+    g = group()
+    if g is not None:
+        g.barrier()
 
 
 def once(fn):
     """Run ``fn`` on rank 0 first while the others wait, then on the others (which find its cached result
     on disk): the frozen-feature cache is computed once across processes."""
-    if not active():
+    g = group()
+    if g is None:
         return fn()
-    dist = init()
-    out = fn() if is_main() else None
-    dist.barrier()
-    return out if is_main() else fn()
+    out = fn() if g.rank == 0 else None
+    g.barrier()
+    return out if g.rank == 0 else fn()
 
 
-def jax_data_parallel():
-    """On the JAX backend with several local devices, shard batches with ``keras.distribution.DataParallel``
-    (set once). Returns True when it did. No-op (False) elsewhere or when JAX is absent."""
-    if keras.backend.backend() != "jax":
-        return False
-    try:
-        import jax
-    except ImportError:
-        return False
-    devices = jax.devices()
-    if len(devices) < 2:
-        return False
-    if keras.distribution.distribution() is None:
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return True
+def device_parallel():
+    """A context manager: one process on all its local devices where the backend does that (JAX)."""
+    return backend.current().device_parallel()
+
+
+class Shard(keras.utils.PyDataset):
+    """The batches of ``data`` from batch ``start`` on (the rest of an interrupted epoch), this process's
+    share ``rank::world`` of each. ``data`` is a dl1 batches object (``batch_indices``, ``batch_at``); with
+    one process any ``PyDataset`` will do. A process whose share of a short last batch is empty gets one
+    sample of weight 0, so that every process takes every step."""
+
+    def __init__(self, data, start=0, rank=0, world=1):
+        super().__init__(workers=getattr(data, "workers", 1), use_multiprocessing=False, max_queue_size=4)
+        if world > 1 and not hasattr(data, "batch_at"):
+            raise TypeError(f"data-parallel training needs dl1 batches (get_batches, ImageDataGenerator().flow), "
+                            f"not {type(data).__name__}")
+        self.data, self.start, self.rank, self.world = data, int(start), int(rank), int(world)
+
+    def __len__(self):
+        return len(self.data) - self.start
+
+    def global_indices(self, b):
+        return self.data.batch_indices(self.start + b)
+
+    def indices(self, b):
+        """The samples of batch ``b`` this process trains on."""
+        return self.global_indices(b)[self.rank::self.world]
+
+    def weight(self, b):
+        """This process's share of batch ``b`` times the number of processes (1 when the batch divides
+        evenly): its gradient's weight in the average over processes."""
+        if self.world == 1:
+            return 1.0
+        everyone = self.global_indices(b)
+        return len(everyone[self.rank::self.world]) * self.world / len(everyone)
+
+    def __getitem__(self, b):
+        if self.world == 1:
+            return self.data[self.start + b]
+        mine = self.indices(b)
+        if len(mine):
+            return self.data.batch_at(mine)
+        x, y = self.data.batch_at(self.global_indices(b)[:1])[:2]
+        return x, y, np.zeros(1, dtype="float32")
+
+    def on_epoch_end(self):
+        self.data.on_epoch_end()
 
 
 class _SeenLog:
     """With ``DL1_DDP_LOG=FOLDER``: each rank writes ``seen-rank<R>.jsonl``, one line per epoch with the
     image ids it trained on, so a test (or a user) can check that no image was lost or seen twice."""
 
-    def __init__(self):
+    def __init__(self, group):
         self.folder = os.environ.get("DL1_DDP_LOG")
+        self.group = group
         self.ids = []
 
     def add(self, ids):
@@ -138,130 +152,92 @@ class _SeenLog:
     def flush(self, epoch, steps):
         if self.folder:
             os.makedirs(self.folder, exist_ok=True)
-            with open(os.path.join(self.folder, f"seen-rank{rank()}.jsonl"), "a", encoding="utf-8") as f:
-                f.write(json.dumps({"rank": rank(), "world": world_size(), "epoch": epoch, "steps": steps,
-                                    "ids": self.ids}) + "\n")
+            with open(os.path.join(self.folder, f"seen-rank{self.group.rank}.jsonl"), "a", encoding="utf-8") as f:
+                f.write(json.dumps({"rank": self.group.rank, "world": self.group.world, "epoch": epoch,
+                                    "steps": steps, "ids": self.ids}) + "\n")
         self.ids = []
 
 
-def _batch(data, idxs):
-    out = data._get_batch(np.asarray(idxs, dtype=np.int64))
-    return out[0], out[1]
+class _ProcessSync(keras.callbacks.Callback):
+    """The per-step weight of this process's gradient, the metrics summed over processes at the end of each
+    epoch and each validation, and a common decision to stop; rank 0 prints the epoch's line."""
+
+    def __init__(self, session, part, epochs, ids):
+        super().__init__()
+        self.session, self.part, self.epochs, self.ids = session, part, epochs, ids
+        self.group = session.group
+        self.seen = _SeenLog(self.group)
+        self.steps = self.t0 = 0
+
+    def _sum_metrics(self):
+        self.group.sum_variables([v for m in self.model.metrics for v in m.variables])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps, self.t0 = 0, time.time()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.session.weight = self.part.weight(batch)
+        self.seen.add(self.ids[self.part.indices(batch)])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if batch == len(self.part) - 1:  # Keras reads the epoch's logs from the metrics after this
+            self._sum_metrics()
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self.session.val is not None and batch == len(self.session.val) - 1:
+            self._sum_metrics()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.flush(epoch, self.steps)
+        stop = self.group.all_sum([1.0 if self.model.stop_training else 0.0])[0] > 0
+        self.model.stop_training = stop
+        if self.group.rank == 0 and self.session.verbose:
+            line = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items() if isinstance(v, (int, float)))
+            note("Epoch %d/%d (%d processes, %d steps, %.1fs) - %s", epoch + 1, self.epochs, self.group.world,
+                 self.steps, time.time() - self.t0, line)
 
 
-def _evaluate(model, val, loss_fn):
-    """``(val_loss, val_accuracy)`` over all processes (each evaluates its share)."""
-    import torch
+class Session:
+    """One training run over a process group: ``shard`` the data, ``callbacks`` to add, and the context
+    (``averaging``) under which the optimizer averages gradients over the processes."""
 
-    r, w = rank(), world_size()
-    total = [0.0, 0.0, 0.0]
-    with torch.no_grad():
+    def __init__(self, group, model, verbose=1):
+        self.group = group
+        self.model = model
+        self.verbose = verbose
+        self.weight = 1.0
+        self.val = None
+
+    @property
+    def main(self):
+        return self.group.rank == 0
+
+    def start(self):
+        """Every process takes rank 0's weights (one random initialisation for all)."""
+        self.group.broadcast_weights(self.model)
+
+    def shard(self, data, start=0):
+        return Shard(data, start, self.group.rank, self.group.world)
+
+    def shard_validation(self, val):
+        """This process's share of the validation data (arrays or batches), or None."""
+        if val is None:
+            self.val = None
+            return None
         if isinstance(val, tuple):
-            chunks = [(val[0][i:i + 256][r::w], val[1][i:i + 256][r::w]) for i in range(0, len(val[0]), 256)]
-        else:
-            chunks = (_batch(val, val.batch_indices(b)[r::w]) for b in range(len(val)))
-        for x, y in chunks:
-            if len(x) == 0:
-                continue
-            pred = model(keras.ops.convert_to_tensor(np.asarray(x, dtype="float32")), training=False)
-            yt = keras.ops.convert_to_tensor(np.asarray(y, dtype="float32"))
-            total[0] += float(keras.ops.sum(loss_fn(yt, pred)))
-            total[1] += float(keras.ops.sum(keras.ops.cast(
-                keras.ops.argmax(pred, -1) == keras.ops.argmax(yt, -1), "float32")))
-            total[2] += len(x)
-    s = all_sum(total)
-    return s[0] / max(s[2], 1), s[1] / max(s[2], 1)
+            from dl1.data.batches import ArrayIterator
 
+            val = ArrayIterator(val[0], val[1], batch_size=max(256, self.group.world), shuffle=False)
+        self.val = self.shard(val)
+        return self.val
 
-def ddp_fit(model, data, val=None, epochs=1, start_epoch=0, start_batch=0, checkpoint=None,
-            checkpoint_every=None, callbacks=None, verbose=1, ids=None, stop=None):
-    """Train ``model`` (compiled, on ``data``: a dl1 batch iterator) under DDP; returns a Keras History
-    (rank 0's callbacks run as under ``fit``). ``ids`` names the rows of ``data`` for the seen-log."""
-    import torch
-    from torch.nn.parallel import DistributedDataParallel as DDP
+    def callbacks(self, user_callbacks, part, epochs, ids):
+        """The user's callbacks (all on rank 0; on the others those with ``every_process``), then the sync."""
+        mine = list(user_callbacks or [])
+        if not self.main:
+            mine = [cb for cb in mine if getattr(cb, "every_process", False)]
+        return mine, _ProcessSync(self, part, epochs, ids)
 
-    dist = init()
-    r, w = rank(), world_size()
-    main = is_main()
-    optimizer = model.optimizer
-    variables = model.trainable_variables
-    if not optimizer.built:
-        optimizer.build(variables)
-    device_ids = [torch.cuda.current_device()] if torch.cuda.is_available() else None
-    ddp = DDP(model, device_ids=device_ids)
-    loss_fn = keras.losses.get(model.loss) if isinstance(model.loss, str) else model.loss
-    per_sample = getattr(loss_fn, "fn", loss_fn)  # categorical_crossentropy without its reduction
-    history = keras.callbacks.History()
-    cbs = keras.callbacks.CallbackList(list(callbacks or []) + [history], model=model) if main else None
-    if cbs:
-        cbs.set_params({"epochs": epochs, "steps": len(data), "verbose": verbose})
-        cbs.on_train_begin()
-    seen = _SeenLog()
-    ids = np.arange(data.n) if ids is None else np.asarray(ids)
-
-    def save(epoch, batch):
-        if checkpoint is not None and main:
-            checkpoint.save(epoch, batch, data.seed, epochs)
-        dist.barrier()
-
-    for epoch in range(start_epoch, epochs):
-        data.set_epoch(epoch)
-        if cbs:
-            cbs.on_epoch_begin(epoch)
-        first = start_batch if epoch == start_epoch else 0
-        sums, steps, t0 = [0.0, 0.0, 0.0], 0, time.time()
-        for b in range(first, len(data)):
-            global_idx = data.batch_indices(b)
-            mine = global_idx[r::w]
-            x, y = _batch(data, mine)
-            seen.add(ids[mine])
-            xt = keras.ops.convert_to_tensor(np.asarray(x, dtype="float32"))
-            yt = keras.ops.convert_to_tensor(np.asarray(y, dtype="float32"))
-            for v in variables:
-                v.value.grad = None
-            pred = ddp(xt, training=True)
-            losses = per_sample(yt, pred)
-            # DDP averages gradients over the w processes: scale so the result is the global batch's mean
-            loss = keras.ops.sum(losses) * (w / len(global_idx))
-            if hasattr(optimizer, "scale_loss"):
-                loss = optimizer.scale_loss(loss)
-            loss.backward()
-            grads = [v.value.grad if v.value.grad is not None else torch.zeros_like(v.value) for v in variables]
-            with torch.no_grad():
-                optimizer.apply(grads, variables)
-            with torch.no_grad():
-                correct = keras.ops.sum(keras.ops.cast(
-                    keras.ops.argmax(pred, -1) == keras.ops.argmax(yt, -1), "float32"))
-            sums[0] += float(keras.ops.sum(losses.detach()))
-            sums[1] += float(correct)
-            sums[2] += len(mine)
-            steps += 1
-            stopping = stop is not None and stop.requested
-            flag = all_sum([1.0 if stopping else 0.0])[0]
-            if cbs:
-                cbs.on_train_batch_end(b)
-            if flag:
-                save(epoch, b + 1)
-                raise KeyboardInterrupt(f"stopped at epoch {epoch + 1}, batch {b + 1}; checkpoint saved"
-                                        + (f" to {checkpoint.path}" if checkpoint else ""))
-            if checkpoint_every and (b + 1) % checkpoint_every == 0 and b + 1 < len(data):
-                save(epoch, b + 1)
-        seen.flush(epoch, steps)
-        total = all_sum(sums)
-        logs = {"loss": total[0] / max(total[2], 1), "accuracy": total[1] / max(total[2], 1)}
-        if val is not None:
-            logs["val_loss"], logs["val_accuracy"] = _evaluate(model, val, per_sample)
-        if main and verbose:
-            line = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-            print(f"Epoch {epoch + 1}/{epochs} ({w} processes, {steps} steps, {time.time() - t0:.1f}s) - {line}",
-                  flush=True)
-        save(epoch + 1, 0)
-        if cbs:
-            cbs.on_epoch_end(epoch, logs)
-        dist.barrier()  # rank 0's per-epoch files are written before anyone goes on
-    if cbs:
-        cbs.on_train_end()
-    if not main:
-        history.set_model(model)
-        history.history, history.epoch = {}, []
-    return history
+    def averaging(self, optimizer):
+        return self.group.averaging_gradients(optimizer, lambda: self.weight)

@@ -8,9 +8,10 @@ layer when frozen, since it always runs in inference mode) is the *prefix*; the 
 base -> head, as ``dl1.models.backbones`` builds); its outputs are computed once per image, stored with
 blosc2 in a cache folder, and the rest of the model trains on them.
 
-The folder is the caller's: ``FeatureCache(..., folder=F)``, or ``with cache_folder(F):`` around
-``fit_model``/``predict_batches`` (``ImageClassifier`` and ``dl1.workflow`` pass their data folder's
-``dl1.train.cachedir.cache_dir_for(DIR)``: ``$DL1_CACHE_DIR``, else ``DIR/.dl1-cache``).
+The folder is the caller's, passed down: ``FeatureCache(..., folder=F)``, ``fit_model(..., cache_dir=F)``,
+``predict_batches(..., cache_dir=F)`` (``ImageClassifier`` and ``dl1.workflow`` pass their data folder's
+``dl1.train.cachedir.cache_dir_for(DIR)``: ``$DL1_CACHE_DIR``, else ``DIR/.dl1-cache``). Without a folder the
+features are computed for the call and not kept.
 
 The cache file is keyed by a fingerprint of the prefix's weights and the image size, so other weights
 get other files; inside a file, each row remembers its image's path, size and modification time, so
@@ -28,9 +29,10 @@ from dl1.data.batches import ArrayIterator
 from dl1.io.arrays import load_array, save_array
 from dl1.io.errors import DataError
 from dl1.io.log import note, warn
+from dl1.nn import kprivate
 from dl1.nn.frozen import FrozenBase
 from dl1.train import distributed
-from dl1.train.cachedir import cache_dir_for, cache_files, current_cache_folder
+from dl1.train.cachedir import cache_files
 
 CACHE_VERSION = 1
 _STOCHASTIC = tuple(getattr(keras.layers, name) for name in (
@@ -64,17 +66,16 @@ def chain_layers(model):
         return None
     chain, tensor = [], model.outputs[0]
     while True:
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        found = kprivate.producer(tensor)
+        if found is None:
             return None
-        op = history.operation
+        op, inputs = found
         if isinstance(op, keras.layers.InputLayer):
             break
-        node = op._inbound_nodes[history.node_index]
-        if len(node.input_tensors) != 1 or len(node.outputs) != 1:
+        if len(inputs) != 1 or kprivate.node_output_count(tensor) != 1:
             return None
         chain.append(op)
-        tensor = node.input_tensors[0]
+        tensor = inputs[0]
     if tensor is not model.inputs[0]:
         return None
     chain.reverse()
@@ -185,12 +186,7 @@ class FeatureCache:
         self.prefix = prefix
         self.batch_size = batch_size
         self.verbose = verbose
-        self.folder = os.fspath(folder) if folder else current_cache_folder()
-
-    def folder_for(self, batches):
-        """``self.folder``; without one (a direct call, as in a notebook), the cache folder of the data
-        folder above ``batches``' own (``cache_dir_for``)."""
-        return self.folder or cache_dir_for(os.path.dirname(os.path.abspath(batches.directory)))
+        self.folder = os.fspath(folder) if folder else None
 
     def path_for(self, batches):
         key = json.dumps({"v": CACHE_VERSION, "weights": self.prefix.fingerprint,
@@ -199,7 +195,7 @@ class FeatureCache:
                           "interp": batches.interpolation, "color": batches.color_mode}, sort_keys=True)
         digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
         name = os.path.basename(os.path.normpath(batches.directory)) or "data"
-        return os.path.join(self.folder_for(batches), f"{name}-{digest}.b2nd")
+        return os.path.join(self.folder, f"{name}-{digest}.b2nd")
 
     def _load(self, path):
         if not os.path.exists(path):
@@ -214,6 +210,11 @@ class FeatureCache:
 
     def features(self, batches):
         """``(features, ok)``: one row per ``batches.filenames`` entry, ``ok`` False for unreadable files."""
+        if self.folder is None:  # nowhere to keep them: computed for this call only
+            out = np.zeros((batches.n,) + self.prefix.output_shape, dtype=np.float32)
+            ok = np.ones(batches.n, dtype=bool)
+            self._compute(batches, np.arange(batches.n), out, ok, False)
+            return out, ok
         path = self.path_for(batches)
         cached, rows = self._load(path)
         stamps = [_stamp(p) for p in batches.filepaths]

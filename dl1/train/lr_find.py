@@ -114,7 +114,7 @@ class _State:
 
 
 def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4.0, beta=0.98, cache="auto",
-            stop_div=True, verbose=1):
+            stop_div=True, verbose=1, cache_dir=None):
     """Run the range test on compiled ``model`` with ``batches``; returns an ``LRFinder``.
 
     ``cache``: 'auto'/True uses the frozen-prefix features when only the layers after a frozen prefix
@@ -135,7 +135,7 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
     sync_optimizer(model)
     prefix = cache_plan(model, [batches], cache, verbose)
     if prefix is not None:
-        data, _, _ = feature_data(prefix, batches, None, verbose)
+        data, _, _ = feature_data(prefix, batches, None, verbose, folder=cache_dir)
         target = prefix.compiled_head(model)
     else:
         data, target = batches, model

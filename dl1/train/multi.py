@@ -11,12 +11,12 @@ Augmentation would move the objects but not their boxes, so ``MultiBatches`` app
 
 import numpy as np
 
-from dl1.data.batches import DirectoryIterator, _BatchIterator
+from dl1.data.batches import BatchIterator, DirectoryIterator
 
 LABELS = "labels"
 
 
-class MultiBatches(_BatchIterator):
+class MultiBatches(BatchIterator):
     """Batches of several inputs and outputs, shuffled together (see the module docstring)."""
 
     def __init__(self, inputs, outputs=None, batch_size=32, shuffle=True, seed=None):
@@ -59,7 +59,7 @@ class MultiBatches(_BatchIterator):
             return self.images.labels_for(idx)
         return e[idx]
 
-    def _get_batch(self, index_array):
+    def batch_at(self, index_array):
         images, used = (None, index_array)
         if self.images is not None:
             images, used = self.images.load_images(index_array, substitute=self.shuffle)

@@ -37,13 +37,17 @@ def one_cycle_values(step, total_steps, max_lr, pct_start=0.25, div=25.0, div_fi
     return _cos(max_lr, max_lr / div_final, pct), _cos(moms[1], moms[2], pct)
 
 
-def _inner(optimizer):
-    return getattr(optimizer, "inner_optimizer", None) or optimizer  # LossScaleOptimizer wraps another
+def inner_optimizer(optimizer):
+    """The optimizer that holds the rate and momentum (a ``LossScaleOptimizer`` wraps another)."""
+    return getattr(optimizer, "inner_optimizer", None) or optimizer
+
+
+_inner = inner_optimizer  # the name it had before it was public, for code not yet switched
 
 
 def set_momentum(optimizer, value):
     """Set Adam's ``beta_1`` (or SGD's ``momentum`` when it uses one); returns the name set, or None."""
-    opt = _inner(optimizer)
+    opt = inner_optimizer(optimizer)
     if hasattr(opt, "beta_1"):
         opt.beta_1 = float(value)
         return "beta_1"
@@ -59,8 +63,11 @@ class OneCycle(keras.callbacks.Callback):
     ``total_steps`` is the number of optimizer steps of the whole cycle (epochs x batches per epoch).
     The step is read from the optimizer (``iterations - start_iteration``), so resuming from a checkpoint
     (which restores the optimizer) lands on the right point of the schedule. ``history`` keeps
-    ``(step, lr, beta_1)`` for each batch trained.
+    ``(step, lr, beta_1)`` for each batch trained. Under torchrun it runs in every process
+    (``every_process``): each process's optimizer follows the same schedule.
     """
+
+    every_process = True
 
     def __init__(self, total_steps, max_lr, pct_start=0.25, div=25.0, div_final=1e5, moms=(0.95, 0.85, 0.95),
                  start_iteration=0):

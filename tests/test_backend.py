@@ -1,0 +1,123 @@
+"""The backend interface (dl1.backend): the PyTorch implementation against the plain one, and the process
+group's gradient averaging on a one-process gloo group."""
+
+import os
+import socket
+
+import keras
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import dl1
+from dl1 import backend
+from dl1.backend.base import Backend
+from dl1.backend.torch_impl import TorchBackend, TorchProcessGroup
+from dl1.data.augment import Augmentation
+
+
+def test_the_running_backend_is_torch_and_unknown_ones_get_the_plain_implementation():
+    assert dl1.BACKEND == "torch" and isinstance(backend.current(), TorchBackend)
+    assert backend.current() is backend.current()
+    plain = Backend("numpy")
+    assert not plain.supports_fast_conv2d((3, 3), (1, 1), "same") and plain.process_group() is None
+    with plain.device_parallel() as spread:
+        assert spread is False
+    with pytest.raises(NotImplementedError, match="no automatic differentiation for the numpy backend"):
+        plain.value_and_grad(lambda w: w)
+
+
+@pytest.mark.parametrize("fill", ["nearest", "reflect", "constant", "wrap"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_plain_and_torch_augmentation_give_the_same_pixels(fill, interpolation):
+    x = ndimage.gaussian_filter(np.random.default_rng(0).uniform(0, 255, (6, 20, 24, 3)), (0, 2, 2, 0))
+    x = x.astype("float32")
+    aug = Augmentation(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1, shear_range=0.1,
+                       zoom_range=0.1, channel_shift_range=10, horizontal_flip=True, vertical_flip=True,
+                       fill_mode=fill, cval=40.0, interpolation=interpolation)
+    params = aug.random_params(6, 20, 24, np.random.default_rng(1))
+    kw = {"fill_mode": fill, "cval": 40.0, "interpolation": interpolation}
+    fast = TorchBackend().warp_images(x, *params, **kw)
+    plain = Backend().warp_images(x, *params, **kw)
+    assert np.abs(fast - x).max() > 50  # the images did move
+    diff = np.abs(fast - plain)
+    if fill == "wrap" and interpolation == "bilinear":  # the plain one also blends across the seam
+        assert np.median(diff) < 1e-2
+    else:
+        assert diff.max() < 1e-2
+
+
+def test_mixed_precision_policy_on_a_cpu():
+    b = backend.current()
+    assert b.mixed_precision_policy("auto") is None and b.mixed_precision_policy(False) is None
+    assert b.mixed_precision_policy(True) == "mixed_bfloat16"
+    assert b.mixed_precision_policy("mixed_float16") == "mixed_float16"
+
+
+def test_the_dtype_policy_context_puts_the_global_policy_back_also_on_errors():
+    from dl1.nn.precision import dtype_policy
+
+    before = keras.config.dtype_policy().name
+    with dtype_policy("mixed_bfloat16"):
+        assert keras.layers.Dense(2).dtype_policy.name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+    with pytest.raises(RuntimeError), dtype_policy("mixed_float16"):
+        raise RuntimeError("building failed")
+    assert keras.config.dtype_policy().name == before
+
+
+@pytest.fixture
+def one_process_group(monkeypatch):
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(TorchProcessGroup, "_joined", None)
+    group = backend.current().process_group()
+    yield group
+    dist.destroy_process_group()
+    TorchProcessGroup._joined = None
+
+
+def _model(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_a_process_group_averages_weighted_gradients_and_puts_the_optimizer_back(one_process_group):
+    group = one_process_group
+    assert (group.rank, group.world) == (0, 1) and group.all_sum([1.5, 2]) == [1.5, 2.0]
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[np.arange(8) % 2]
+    plain, averaged = _model(0), _model(1)
+    averaged.set_weights(plain.get_weights())
+    group.broadcast_weights(averaged)  # one process: its own weights
+    start = [w.copy() for w in plain.get_weights()]
+    plain.optimizer.learning_rate = 0.25  # half the rate: what a weight of 0.5 does to plain SGD
+    plain.train_on_batch(x, y)
+    cls = type(averaged.optimizer)
+    with group.averaging_gradients(averaged.optimizer, lambda: 0.5):
+        assert type(averaged.optimizer) is not cls
+        averaged.train_on_batch(x, y)
+    assert type(averaged.optimizer) is cls
+    for a, b, s in zip(averaged.get_weights(), plain.get_weights(), start, strict=True):
+        assert np.abs(a - s).max() > 1e-4
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    m = averaged.metrics[-1]
+    before = [np.array(v) for v in m.variables]
+    group.sum_variables(m.variables)  # one process: the sum is itself
+    for v, b in zip(m.variables, before, strict=True):
+        np.testing.assert_allclose(np.array(v), b)
+
+
+def test_without_torchrun_there_is_no_process_group(monkeypatch):
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+        monkeypatch.delenv(key, raising=False)
+    assert backend.current().process_group() is None
+    assert "RANK" not in os.environ
