@@ -173,9 +173,7 @@ def measure(case, epochs=2, compiled=True):
     keras.utils.set_random_seed(0)
     default = case.build(None)
     out["default_mode"] = "compiled" if default.jit_compile else "eager"
-    del default
-    keras.utils.set_random_seed(0)
-    contenders = {"eager": rejit(case.build(None), False)}
+    contenders = {"eager": rejit(default, False)}
     if compiled:
         keras.utils.set_random_seed(0)
         contenders["compiled"] = rejit(case.build(None), True)
@@ -246,6 +244,19 @@ def summarise(case, times_cold, times_warm=None):
     }
 
 
+def load_case(ref, size):
+    """The case ``ref`` (``"module:factory"``, a module of bench/) at ``size``."""
+    module, factory = ref.split(":")
+    added = BENCH not in sys.path
+    if added:  # a test may have imported the scripts and then restored sys.path
+        sys.path.insert(0, BENCH)
+    try:
+        return getattr(importlib.import_module(module), factory)(size)
+    finally:
+        if added:
+            sys.path.remove(BENCH)
+
+
 # ---- a case in fresh processes (cold and warm compile caches) ----------------------------------------------
 def _worker_main(argv):
     """``python bench/_compile.py --worker MODULE:FACTORY --size SIZE --epochs N --out FILE``: build the case
@@ -254,16 +265,16 @@ def _worker_main(argv):
     p.add_argument("--worker", required=True)
     p.add_argument("--size", required=True)
     p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--threads", type=int, required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    module, factory = args.worker.split(":")
     from dl1.backend import configure_backend
 
     configure_backend()
     import torch
 
-    torch.set_num_threads(max(1, C.usable_cpus()))
-    case = getattr(importlib.import_module(module), factory)(args.size)
+    torch.set_num_threads(args.threads)
+    case = load_case(args.worker, args.size)
     times = measure(case, epochs=args.epochs, compiled=True)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(times, f)
@@ -275,8 +286,10 @@ def run_worker(ref, size, epochs, cache_dir, label):
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir, PYTHONUNBUFFERED="1")
     with tempfile.TemporaryDirectory(prefix="dl1-bench-worker-") as tmp:
         out = os.path.join(tmp, "times.json")
+        import torch
+
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", ref, "--size", size,
-               "--epochs", str(epochs), "--out", out]
+               "--epochs", str(epochs), "--threads", str(torch.get_num_threads()), "--out", out]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=os.path.dirname(BENCH))
@@ -297,8 +310,7 @@ def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True):
     """Figures of the case ``ref`` (``"module:factory"``): with ``compiled``, cold then warm in two new processes
     sharing a new inductor cache folder (or ``cache_dir``: then "cold" is whatever that folder holds); without,
     eager and plain PyTorch in this process."""
-    module, factory = ref.split(":")
-    case = getattr(importlib.import_module(module), factory)(size)
+    case = load_case(ref, size)
     C.say(f"-- {case.key}: {case.title}; {case.samples} samples, batch {case.batch_size}, "
           f"{case.steps_per_epoch} steps an epoch")
     if not compiled:
@@ -414,6 +426,18 @@ def add_arguments(p, default_epochs=2):
     p.add_argument("--epochs", type=int, default=default_epochs, help="timed epochs of each contender")
     p.add_argument("--cache-dir", help="inductor cache folder to compile into (default: a new empty one)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: every usable CPU)")
+
+
+def configure(args):
+    """Set torch's threads as ``args`` say and print them with the device (call after ``C.machine_info``)."""
+    from dl1.backend import configure_backend
+
+    configure_backend()
+    import torch
+
+    torch.set_num_threads(args.threads or max(1, C.usable_cpus()))
+    C.say(f"torch threads={torch.get_num_threads()}, device={torch_device()}")
 
 
 def size_of(args):

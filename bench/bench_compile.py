@@ -83,7 +83,7 @@ VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
 
 def vgg16_unfrozen_case(size):
-    side, n, batch = {"quick": (32, 32, 16), "cpu": (32, 256, 32), "full": (224, 2048, 64)}[size]
+    side, n, batch = {"quick": (32, 16, 8), "cpu": (32, 256, 32), "full": (224, 2048, 64)}[size]
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (n, side, side, 3)).astype("float32")
     y = np.eye(2, dtype="float32")[rng.integers(0, 2, n)]
@@ -133,14 +133,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     K.add_arguments(p)
     args = p.parse_args(argv)
-    from dl1.backend import configure_backend
-
-    configure_backend()
-    import torch
-
-    torch.set_num_threads(max(1, C.usable_cpus()))
     C.machine_info("bench_compile: eager vs compiled Keras training, plain PyTorch, compile seconds, break-even")
-    C.say(f"torch threads={torch.get_num_threads()}, device={K.torch_device()}")
+    K.configure(args)
     K.run_cases(CASES, args)
 
 

@@ -148,14 +148,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     K.add_arguments(p)
     args = p.parse_args(argv)
-    from dl1.backend import configure_backend
-
-    configure_backend()
-    import torch
-
-    torch.set_num_threads(max(1, C.usable_cpus()))
     C.machine_info("bench_rnn: lesson 6 / char-rnn LSTMs, Keras eager and compiled against plain PyTorch")
-    C.say(f"torch threads={torch.get_num_threads()}, device={K.torch_device()}")
+    K.configure(args)
     K.run_cases(CASES, args)
 
 

@@ -198,24 +198,24 @@ def test_compile_figures_from_epoch_times():
 
 @pytest.mark.slow
 def test_bench_compile_quick(capsys, monkeypatch, tmp_path):
-    """The tiny dot model compiled in two new processes sharing an empty inductor cache: cold, then warm."""
+    """The tiny dot model compiled in a new process with an empty inductor cache (the warm second process, the
+    same code again, is left out to save a minute)."""
     path = tmp_path / "compile.json"
     out, results = run_bench("bench_compile.py", capsys, monkeypatch, "--cases", "dot_model", "--epochs", "1",
-                             "--json", str(path))
+                             "--no-warm", "--json", str(path))
     names = ["dot_model_ratings_per_s_vs_plain_torch", "dot_model_compiled_vs_plain_torch",
-             "dot_model_compiled_vs_eager", "dot_model_compile_seconds"]
-    check({k: v for k, v in results.items() if k in names}, names, higher_is_better=names[:3])
-    assert "[cold cache] compiled epoch 1:" in out and "[warm cache] compiled epoch 1:" in out
+             "dot_model_compiled_vs_eager"]
+    check({k: v for k, v in results.items() if k in names}, names, higher_is_better=names)
+    assert "[cold cache] compiled epoch 1:" in out and "[warm cache]" not in out
+    assert "SKIP dot_model_compile_seconds: no warm-cache process" in out
     doc = json.loads(path.read_text())
     assert doc["version"] == 1 and set(doc["cases"]) == {"dot_model"} and doc["load_average"]["end"]
     fig = doc["cases"]["dot_model"]
-    assert fig["steps_per_epoch"] == 32 and fig["default_mode"] == "eager" and not fig["errors"]
-    cold, warm = fig["compile_seconds"]["cold"], fig["compile_seconds"]["warm"]
-    assert cold > 0 and warm is not None
-    ours, baseline, _ = results["dot_model_compile_seconds"]
-    assert ours == pytest.approx(max(warm, 0), rel=1e-3, abs=1e-3) and baseline == pytest.approx(cold, rel=1e-3)
+    assert fig["steps_per_epoch"] == 10 and fig["default_mode"] == "eager" and not fig["errors"]
+    cold = fig["compile_seconds"]["cold"]
+    assert cold > 0 and fig["compile_seconds"]["warm"] is None
     e, c = fig["step_seconds"]["eager"], fig["step_seconds"]["compiled"]
     if c < e:  # the break-even follows from the figures
         assert fig["break_even_steps"]["cold"] == pytest.approx(cold / (e - c), rel=1e-6)
     else:
-        assert "SKIP dot_model_break_even_steps: the compiled step is not faster" in out
+        assert fig["break_even_steps"]["cold"] is None
