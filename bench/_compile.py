@@ -32,15 +32,18 @@ and ``write_json`` the same figures for a program to read (the compile policy's 
 """
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -163,10 +166,47 @@ def _torch_epoch(run):
     return time.perf_counter() - t0
 
 
-def measure(case, epochs=2, compiled=True):
+class CompileTimeout(Exception):
+    """The first compiled epoch ran past ``measure``'s ``compile_timeout``."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds):
+    """Raise ``CompileTimeout`` in this (main) thread after ``seconds`` (None: no limit)."""
+    if not seconds or not hasattr(signal, "SIGALRM") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ring(signum, frame):
+        raise CompileTimeout(f"the first compiled epoch ran past {seconds:.0f} s")
+
+    old = signal.signal(signal.SIGALRM, ring)
+    signal.alarm(int(math.ceil(seconds)))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def dynamo_counters():
+    """What torch.compile did in this process: graphs compiled, graph breaks and their reasons (first lines)."""
+    from torch._dynamo.utils import counters
+
+    reasons = {}
+    for reason, count in counters["graph_break"].items():
+        first = str(reason).strip().splitlines()[0][:120]
+        reasons[first] = reasons.get(first, 0) + count
+    return {"graphs": counters["stats"].get("unique_graphs", 0), "graph_breaks": sum(reasons.values()),
+            "break_reasons": reasons}
+
+
+def measure(case, epochs=2, compiled=True, compile_timeout=None):
     """Epoch seconds of each contender (see the module docstring), taken in turn: a dict of lists
     ``{"eager": [...], "compiled": [...], "torch": [...]}`` whose first entry is the first epoch, plus
-    ``default_mode`` (what dl1's default ``jit_compile`` resolves to) and ``errors``."""
+    ``default_mode`` (what dl1's default ``jit_compile`` resolves to), ``errors`` (a contender's exception:
+    it is dropped, the others go on) and ``dynamo`` (``dynamo_counters``). ``compile_timeout``: seconds the
+    first compiled epoch may take."""
     import keras
 
     out = {"eager": [], "compiled": [], "torch": [], "errors": {}}
@@ -183,10 +223,13 @@ def measure(case, epochs=2, compiled=True):
         what = contenders.get(name)
         if what is None:
             return
+        limit = compile_timeout if name == "compiled" and not out[name] else None
         try:
-            seconds = _torch_epoch(what) if name == "torch" else _keras_epoch(what, case)
+            with _deadline(limit):
+                seconds = _torch_epoch(what) if name == "torch" else _keras_epoch(what, case)
         except Exception as e:  # noqa: BLE001 (a compile failure is a finding, not the end of the bench)
             out["errors"][name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            C.say(f"{name} failed: {out['errors'][name]}")
             contenders[name] = None
             return
         out[name].append(seconds)
@@ -195,6 +238,8 @@ def measure(case, epochs=2, compiled=True):
     for _ in range(1 + epochs):
         for name in ("eager", "compiled", "torch"):
             one(name)
+    if compiled:
+        out["dynamo"] = dynamo_counters()
     return out
 
 
@@ -241,6 +286,7 @@ def summarise(case, times_cold, times_warm=None):
         "break_even_steps": {"cold": break_even(cold), "warm": break_even(warm)},
         "errors": {**times_cold.get("errors", {}),
                    **{f"warm {k}": v for k, v in (times_warm or {}).get("errors", {}).items()}},
+        "dynamo": {"cold": times_cold.get("dynamo"), "warm": (times_warm or {}).get("dynamo")},
     }
 
 
@@ -266,6 +312,7 @@ def _worker_main(argv):
     p.add_argument("--size", required=True)
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--compile-timeout", type=float, required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     from dl1.backend import configure_backend
@@ -275,12 +322,12 @@ def _worker_main(argv):
 
     torch.set_num_threads(args.threads)
     case = load_case(args.worker, args.size)
-    times = measure(case, epochs=args.epochs, compiled=True)
+    times = measure(case, epochs=args.epochs, compiled=True, compile_timeout=args.compile_timeout)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(times, f)
 
 
-def run_worker(ref, size, epochs, cache_dir, label):
+def run_worker(ref, size, epochs, cache_dir, label, compile_timeout):
     """``measure`` of the case ``ref`` (``"module:factory"``) in a new process whose inductor cache is
     ``cache_dir``; its output is passed on line by line. Returns the epoch times (or None and the reason)."""
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir, PYTHONUNBUFFERED="1")
@@ -289,7 +336,8 @@ def run_worker(ref, size, epochs, cache_dir, label):
         import torch
 
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", ref, "--size", size,
-               "--epochs", str(epochs), "--threads", str(torch.get_num_threads()), "--out", out]
+               "--epochs", str(epochs), "--threads", str(torch.get_num_threads()),
+               "--compile-timeout", str(compile_timeout), "--out", out]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=os.path.dirname(BENCH))
@@ -306,7 +354,7 @@ def run_worker(ref, size, epochs, cache_dir, label):
         return times, None
 
 
-def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True):
+def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True, compile_timeout=3600):
     """Figures of the case ``ref`` (``"module:factory"``): with ``compiled``, cold then warm in two new processes
     sharing a new inductor cache folder (or ``cache_dir``: then "cold" is whatever that folder holds); without,
     eager and plain PyTorch in this process."""
@@ -319,12 +367,12 @@ def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True):
     own = cache_dir is None
     folder = tempfile.mkdtemp(prefix="dl1-bench-inductor-") if own else cache_dir
     try:
-        cold, why = run_worker(ref, size, epochs, folder, "cold cache")
+        cold, why = run_worker(ref, size, epochs, folder, "cold cache", compile_timeout)
         if cold is None:
             return case, {"failed": why}
         hot = None
         if warm:
-            hot, why = run_worker(ref, size, epochs, folder, "warm cache")
+            hot, why = run_worker(ref, size, epochs, folder, "warm cache", compile_timeout)
             if hot is None:
                 C.say(f"  {why}")
         return case, summarise(case, cold, hot)
@@ -359,6 +407,11 @@ def describe(case, s):
         C.say(f"  compile seconds: cold {_f(cs['cold'], '.1f')}, warm {_f(cs['warm'], '.1f')}; break-even after "
               f"{_f(be['cold'], '.0f')} steps cold, {_f(be['warm'], '.0f')} warm ({s['steps_per_epoch']} steps an epoch); "
               f"dl1's default here: {s['default_mode']}")
+    dyn = s["dynamo"]["cold"]
+    if dyn:
+        reasons = "; ".join(f"{n} x {r}" for r, n in sorted(dyn["break_reasons"].items(), key=lambda kv: -kv[1]))
+        C.say(f"  torch.compile (cold process): {dyn['graphs']} graphs, {dyn['graph_breaks']} graph breaks"
+              + (f" ({reasons})" if reasons else ""))
     for who, err in s["errors"].items():
         C.say(f"  {who} failed: {err}")
 
@@ -427,6 +480,8 @@ def add_arguments(p, default_epochs=2):
     p.add_argument("--cache-dir", help="inductor cache folder to compile into (default: a new empty one)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: every usable CPU)")
+    p.add_argument("--compile-timeout", type=float, default=3600,
+                   help="seconds the first compiled epoch may take before it is given up (default 3600)")
 
 
 def configure(args):
@@ -453,8 +508,8 @@ def run_cases(refs, args):
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(refs)}")
     load_start = C.load_average()
     compiled = not args.no_compile
-    done = [run_case(refs[k], size_of(args), args.epochs, compiled, args.cache_dir, not args.no_warm)
-            for k in wanted]
+    done = [run_case(refs[k], size_of(args), args.epochs, compiled, args.cache_dir, not args.no_warm,
+                     args.compile_timeout) for k in wanted]
     C.say()
     for case, s in done:
         describe(case, s)
