@@ -492,7 +492,8 @@ def configure(args):
     import torch
 
     torch.set_num_threads(args.threads or max(1, C.usable_cpus()))
-    C.say(f"torch threads={torch.get_num_threads()}, device={torch_device()}")
+    C.say(f"torch threads={torch.get_num_threads()}, device={torch_device()}, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
 
 
 def size_of(args):
