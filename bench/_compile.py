@@ -190,15 +190,18 @@ def _deadline(seconds):
 
 
 def dynamo_counters():
-    """What torch.compile did in this process: graphs compiled, graph breaks and their reasons (first lines)."""
+    """What torch.compile did in this process: graphs compiled, graph breaks and their reasons (first lines),
+    hits and misses of the FX-graph and AOT-autograd caches."""
     from torch._dynamo.utils import counters
 
     reasons = {}
     for reason, count in counters["graph_break"].items():
         first = str(reason).strip().splitlines()[0][:120]
         reasons[first] = reasons.get(first, 0) + count
+    caches = {f"{group}.{key}": n for group in ("aot_autograd", "inductor") for key, n in counters[group].items()
+              if "cache" in key}
     return {"graphs": counters["stats"].get("unique_graphs", 0), "graph_breaks": sum(reasons.values()),
-            "break_reasons": reasons}
+            "break_reasons": reasons, "caches": caches}
 
 
 def measure(case, epochs=2, compiled=True, compile_timeout=None):
@@ -412,6 +415,10 @@ def describe(case, s):
         reasons = "; ".join(f"{n} x {r}" for r, n in sorted(dyn["break_reasons"].items(), key=lambda kv: -kv[1]))
         C.say(f"  torch.compile (cold process): {dyn['graphs']} graphs, {dyn['graph_breaks']} graph breaks"
               + (f" ({reasons})" if reasons else ""))
+    for label, dyn in s["dynamo"].items():
+        if dyn and dyn.get("caches"):
+            C.say(f"  compile caches ({label} process): "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(dyn["caches"].items())))
     for who, err in s["errors"].items():
         C.say(f"  {who} failed: {err}")
 
