@@ -2,12 +2,14 @@
 the compile seconds cold and warm and the break-even number of steps, in one run and one JSON file.
 
 Cases: those of ``bench_lessons45.py`` (lesson 4's recommenders, lesson 5's sentiment models) and ``bench_rnn.py``
-(char-rnn and lesson 6's stateful LSTM), and two of its own:
+(char-rnn and lesson 6's stateful LSTM), and three of its own:
 
 - ``recipe_head``: the 7-line recipe's training after ``finetune`` on cached features, as ``Vgg16.fit`` runs it
   (``dl1.train.fit``): the head that follows VGG16's frozen prefix (fc1's dropout, fc2 frozen, its dropout, a
   new ``Dense(2, softmax)``), Adam(1e-3), categorical cross-entropy and accuracy, batch 64, on 2,000 rows of
   4,096 ReLU features; baseline the same head in torch (fc2's weights not trained);
+- ``bn_head``: lesson 7's batch-normalised dense head (``bench_lesson7.bn_head``) on 1,024 rows of 4x4x512 ReLU
+  conv features, 8 classes, batch 64; baseline the same in torch (``BatchNorm2d``/``BatchNorm1d``);
 - ``vgg16_unfrozen``: ``Vgg16(weights=None, size=32)`` after ``finetune`` with every layer trainable again (the
   lessons' last fine-tuning step), batch 32 of 32 px images; baseline the same network in torch (``nn.Conv2d``,
   NCHW).
@@ -33,7 +35,7 @@ import bench_lessons45
 import bench_rnn
 
 CASES = {**bench_lessons45.CASES, **bench_rnn.CASES, "recipe_head": "bench_compile:recipe_head_case",
-         "vgg16_unfrozen": "bench_compile:vgg16_unfrozen_case"}
+         "bn_head": "bench_compile:bn_head_case", "vgg16_unfrozen": "bench_compile:vgg16_unfrozen_case"}
 
 
 def recipe_head_case(size):
@@ -77,6 +79,46 @@ def recipe_head_case(size):
 
     return K.Case("recipe_head", "the recipe's head after finetune, on cached fc1 features (fc2 frozen)", "samples",
                   x, y, batch, build, torch_epoch, n)
+
+
+def bn_head_case(size):
+    side, n, batch = {"quick": (2, 128, 32), "cpu": (4, 1024, 64), "full": (7, 4096, 64)}[size]
+    rng = np.random.default_rng(0)
+    x = np.maximum(rng.normal(0, 1, (n, side, side, 512)), 0).astype("float32")  # VGG16-BN's last conv features
+    y = np.eye(8, dtype="float32")[rng.integers(0, 8, n)]
+
+    def build(jit_compile):
+        import keras
+        from bench_lesson7 import bn_head
+
+        head = bn_head(x.shape[1:])
+        head.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy", metrics=["accuracy"])
+        return K.rejit(head, jit_compile)
+
+    def torch_epoch():
+        import torch
+
+        device = K.torch_device()
+        torch.manual_seed(0)
+        nn, p = torch.nn, 0.6
+        flat = 512 * (side // 2) ** 2
+        net = nn.Sequential(nn.MaxPool2d(2), nn.BatchNorm2d(512, momentum=0.01, eps=1e-3), nn.Dropout(p / 4),
+                            nn.Flatten(), nn.Linear(flat, 512), nn.ReLU(), nn.BatchNorm1d(512, momentum=0.01, eps=1e-3),
+                            nn.Dropout(p), nn.Linear(512, 512), nn.ReLU(),
+                            nn.BatchNorm1d(512, momentum=0.01, eps=1e-3), nn.Dropout(p / 2), nn.Linear(512, 8)).to(device)
+        xt = torch.as_tensor(x, device=device).permute(0, 3, 1, 2).contiguous()
+        yt = torch.as_tensor(y.argmax(1), device=device)
+
+        def loss_of(idx):
+            return nn.functional.cross_entropy(net(xt[idx]), yt[idx])
+
+        net.train()
+        return K.torch_loop(K.adam_step(net.parameters(), loss_of), n, batch)
+
+    return K.Case("bn_head", f"lesson 7's batch-normalised head on {side}x{side}x512 conv features, 8 classes",
+                  "samples", x, y, batch, build, torch_epoch, n,
+                  notes="Keras' BatchNormalization keeps its reduction axes in a tracked list, on which "
+                        "torch.compile breaks the graph")
 
 
 VGG16_BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))

@@ -172,8 +172,9 @@ def test_bench_rnn(capsys, monkeypatch):
 
 def test_bench_compile_own_cases_quick(capsys, monkeypatch):
     out, results = run_bench("bench_compile.py", capsys, monkeypatch, "--no-compile", "--epochs", "1",
-                             "--cases", "recipe_head,vgg16_unfrozen")
-    names = ["recipe_head_samples_per_s_vs_plain_torch", "vgg16_unfrozen_images_per_s_vs_plain_torch"]
+                             "--cases", "recipe_head,bn_head,vgg16_unfrozen")
+    names = ["bn_head_samples_per_s_vs_plain_torch", "recipe_head_samples_per_s_vs_plain_torch",
+             "vgg16_unfrozen_images_per_s_vs_plain_torch"]
     assert sorted(results) == names
     check(results, names, higher_is_better=names)
 
