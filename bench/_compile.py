@@ -20,7 +20,7 @@ epochs):
 (``TORCHINDUCTOR_CACHE_DIR``): the first compiles cold, the second warm (torch's FX-graph and AOT-autograd caches
 filled by the first). ``--no-compile`` measures eager and plain PyTorch only, in this process (the quick tests).
 
-``report`` prints, for case ``k`` with unit ``u`` (the names are in bench/README.md):
+``results`` prints, for case ``k`` with unit ``u`` (the names are in bench/README.md):
 
     RESULT <steady name, default k_u_per_s_vs_plain_torch> ours=<dl1's default mode> baseline=<plain torch>
     RESULT k_compiled_vs_plain_torch ours=<compiled units/s> baseline=<plain torch units/s>
