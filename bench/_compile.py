@@ -38,6 +38,7 @@ import importlib
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -189,6 +190,13 @@ def _deadline(seconds):
         signal.signal(signal.SIGALRM, old)
 
 
+def error_text(e, limit=400):
+    """An exception in one line: its type and the first lines of its message (Keras wraps the real error of a
+    layer's call after a line of its own), terminal colour codes removed."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if line.strip()]
+    return f"{type(e).__name__}: {' '.join(lines[:3])}"[:limit]
+
+
 def dynamo_counters():
     """What torch.compile did in this process: graphs compiled, graph breaks and their reasons (first lines),
     hits and misses of the FX-graph and AOT-autograd caches."""
@@ -231,7 +239,7 @@ def measure(case, epochs=2, compiled=True, compile_timeout=None):
             with _deadline(limit):
                 seconds = _torch_epoch(what) if name == "torch" else _keras_epoch(what, case)
         except Exception as e:  # noqa: BLE001 (a compile failure is a finding, not the end of the bench)
-            out["errors"][name] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
+            out["errors"][name] = error_text(e)
             C.say(f"{name} failed: {out['errors'][name]}")
             contenders[name] = None
             return

@@ -197,6 +197,16 @@ def test_compile_figures_from_epoch_times():
     assert K.summarise(case, slower)["break_even_steps"] == {"cold": None, "warm": None}  # never pays
 
 
+def test_error_text_keeps_the_wrapped_error():
+    K = _load("_compile.py")
+    wrapped = RuntimeError("Exception encountered when calling Sequential.call().\n\n\x1b[1mTypeError: cannot "
+                           "determine truth value of Relational\n\x1b[0m\nArguments received by Sequential.call():")
+    assert K.error_text(wrapped) == ("RuntimeError: Exception encountered when calling Sequential.call(). TypeError: "
+                                     "cannot determine truth value of Relational Arguments received by "
+                                     "Sequential.call():")
+    assert K.error_text(ValueError()) == "ValueError: "
+
+
 @pytest.mark.slow
 def test_bench_compile_quick(capsys, monkeypatch, tmp_path):
     """The tiny dot model compiled in a new process with an empty inductor cache (the warm second process, the
