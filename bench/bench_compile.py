@@ -19,7 +19,7 @@ figures (steps a second, compile seconds, break-even steps) for a program to rea
 
     python bench/bench_compile.py --json compile.json        # all cases (hours on 2 CPU cores)
     python bench/bench_compile.py --cases dot_model,recipe_head
-    python bench/bench_compile.py --quick --cases dot_model  # a tiny model compiled cold and warm (the test)
+    python bench/bench_compile.py --quick --cases dot_model  # a tiny model compiled cold and warm
 """
 
 import argparse

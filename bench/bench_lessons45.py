@@ -22,8 +22,8 @@ list look-ups, list padding, then ``np.array``).
 
 Ratios are ours / baseline (throughputs: higher is better).
 
-    python bench/bench_lessons45.py                      # the sizes above, eager + compiled (an hour on 2 cores)
-    python bench/bench_lessons45.py --no-compile         # eager and plain PyTorch only (a few minutes)
+    python bench/bench_lessons45.py                      # the sizes above, eager + compiled (hours on 2 CPU cores)
+    python bench/bench_lessons45.py --no-compile         # eager and plain PyTorch only (no compiles)
     python bench/bench_lessons45.py --cases dot_model --json dot.json
     python bench/bench_lessons45.py --quick --no-compile # tiny sizes (the tests)
 """

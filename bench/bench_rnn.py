@@ -17,7 +17,7 @@ On a CUDA GPU Keras 3.15 runs an eager LSTM through cuDNN (``torch._VF.lstm``) a
 while ``torch.compile`` traces it (it checks ``torch.compiler.is_compiling()``): compiled, every time step is
 unrolled into the graph there too. On the CPU it always loops over the time steps in Python.
 
-    python bench/bench_rnn.py                  # the course's sizes, eager + compiled (about half an hour on 2 cores)
+    python bench/bench_rnn.py                  # the course's sizes, eager + compiled (about 40 minutes on 2 CPU cores)
     python bench/bench_rnn.py --no-compile     # eager and plain PyTorch only
     python bench/bench_rnn.py --quick --no-compile   # tiny sizes (the tests)
 """
