@@ -101,6 +101,7 @@ def main(argv=None):
         base = time.perf_counter() - t0
         base_acc = hb.history["val_accuracy"][-1]
         C.say(f"ours: features {t_feat:.2f} s + head {ours - t_feat:.2f} s; baseline {base:.2f} s")
+        C.say(f"load average at the end: {C.load_average()}")
         C.result(f"bn_head_{args.epochs}epoch_vs_recompute_features", ours, base, lower_is_better=True)
         C.result("bn_head_val_accuracy_vs_recompute_features", ours_acc, base_acc)
 

@@ -1,129 +1,156 @@
-"""(e) The lesson's LSTM: Keras on this backend against the same model in plain PyTorch, same run.
+"""Lesson 6 and char-rnn's recurrent networks: Keras eager and compiled against the same model in plain PyTorch.
 
-char-rnn's network: ``Embedding(vocab, 24)``, two ``LSTM(n_hidden, return_sequences=True)``, a softmax
-``Dense(vocab)`` at every step; Adam, sparse categorical cross-entropy; batches of 64 sequences of 40
-characters (the course's sizes, ``n_hidden=512``). Without dropout, so that both sides run the same
-arithmetic (``torch.nn.LSTM`` has no recurrent dropout, and Keras' recurrent dropout turns its fast path off).
+Cases (``bench/_compile.py`` says how each is measured; ``--cases`` picks some):
 
-- ours: ``dl1.nn.layers.LSTM`` (Keras' LSTM, whose stateful form trains on torch) in our ``Sequential``, ``train_on_batch`` on fixed batches;
-- baseline: ``torch.nn.Embedding`` + ``torch.nn.LSTM(num_layers=2, batch_first=True)`` + ``torch.nn.Linear``,
-  a hand-written step (zero_grad, forward, cross-entropy, backward, Adam step).
-Figure: training characters per second (batch x seq_len per step / median step time), after warm-up steps.
-On the GPU Keras 3.15 runs its LSTM through cuDNN (``torch._VF.lstm``) by itself, like ``torch.nn.LSTM``.
+- ``char_rnn``: char-rnn's network, ``Embedding(vocab, 24)``, two ``LSTM(512, return_sequences=True)``
+  (``LSTM`` from ``utils``, the 2017 face), a softmax ``Dense(vocab)`` at every step; Adam, sparse categorical cross-entropy;
+  batches of 64 sequences of 40 characters (the course's sizes), 1,024 sequences an epoch. Without dropout, so
+  that both sides run the same arithmetic (``torch.nn.LSTM`` has no recurrent dropout, and Keras' recurrent
+  dropout turns its fast path off). Baseline: ``torch.nn.Embedding`` + ``torch.nn.LSTM(num_layers=2,
+  batch_first=True)`` + ``torch.nn.Linear``. RESULT ``lstm_train_chars_per_s`` (training characters a second).
+- ``stateful_lstm``: lesson 6's stateful model, ``Embedding(vocab, 42, batch_input_shape=(64, 8))`` ->
+  ``BatchNormalization`` -> ``LSTM(256, return_sequences=True, stateful=True)`` -> ``TimeDistributed(Dense(vocab,
+  softmax))``, trained in order (``shuffle=False``) on 2,560 sequences of 8 characters, the state reset every
+  epoch. Baseline: the same in torch, the LSTM's final state carried (detached) into the next batch.
 
-    python bench/bench_rnn.py            # the course's sizes
-    python bench/bench_rnn.py --quick    # tiny sizes (the tests)
+On a CUDA GPU Keras 3.15 runs an eager LSTM through cuDNN (``torch._VF.lstm``) as ``torch.nn.LSTM`` does, but not
+while ``torch.compile`` traces it (it checks ``torch.compiler.is_compiling()``): compiled, every time step is
+unrolled into the graph there too. On the CPU it always loops over the time steps in Python.
+
+    python bench/bench_rnn.py                  # the course's sizes, eager + compiled (about 40 minutes on 2 CPU cores)
+    python bench/bench_rnn.py --no-compile     # eager and plain PyTorch only
+    python bench/bench_rnn.py --quick --no-compile   # tiny sizes (the tests)
 """
 
 import argparse
 import os
-import statistics
 import sys
-import time
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
+import _compile as K
+
+CASES = {"char_rnn": "bench_rnn:char_rnn_case", "stateful_lstm": "bench_rnn:stateful_lstm_case"}
+VOCAB = 60
 
 
-def _median_step(step, n_warmup, n_steps):
-    for _ in range(n_warmup):
-        step()
-    times = []
-    for _ in range(n_steps):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def char_rnn_case(size):
+    n_hidden, seq_len, batch, n = {"quick": (32, 10, 16, 64), "cpu": (512, 40, 64, 1024),
+                                   "full": (512, 40, 64, 16384)}[size]
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCAB, (n, seq_len))
+    y = rng.integers(1, VOCAB, (n, seq_len))
+
+    def build(jit_compile):
+        import keras
+
+        from dl1.nn.model import Sequential
+        from utils import LSTM
+
+        model = Sequential([
+            keras.Input((seq_len,), dtype="int64"), keras.layers.Embedding(VOCAB, 24),
+            LSTM(n_hidden, return_sequences=True), LSTM(n_hidden, return_sequences=True),
+            keras.layers.Dense(VOCAB, activation="softmax")])
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        return K.rejit(model, jit_compile)
+
+    def torch_epoch():
+        import torch
+
+        device = K.torch_device()
+        torch.manual_seed(0)
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = torch.nn.Embedding(VOCAB, 24)
+                self.lstm = torch.nn.LSTM(24, n_hidden, num_layers=2, batch_first=True)
+                self.out = torch.nn.Linear(n_hidden, VOCAB)
+
+            def forward(self, x):
+                return self.out(self.lstm(self.emb(x))[0])
+
+        net = Net().to(device)
+        xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+
+        def loss_of(idx):
+            return torch.nn.functional.cross_entropy(net(xt[idx]).reshape(-1, VOCAB), yt[idx].reshape(-1))
+
+        return K.torch_loop(K.adam_step(net.parameters(), loss_of), n, batch)
+
+    return K.Case("char_rnn", f"char-rnn LSTM({n_hidden}) x2, {batch} x {seq_len} characters a step", "chars", x, y,
+                  batch, build, torch_epoch, n, units_per_sample=seq_len, steady_name="lstm_train_chars_per_s",
+                  notes="no dropout (torch.nn.LSTM has no recurrent dropout)")
 
 
-def keras_lstm(args, x, y, device):
-    import keras
+def stateful_lstm_case(size):
+    n_hidden, cs, bs, n = {"quick": (16, 8, 16, 64), "cpu": (256, 8, 64, 2560), "full": (256, 8, 64, 2560)}[size]
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, VOCAB, (n, cs))
+    y = rng.integers(1, VOCAB, (n, cs, 1))
 
-    from dl1.nn.layers import LSTM
-    from dl1.nn.model import Sequential
+    def build(jit_compile):
+        import keras
+        from keras.layers import Dense
 
-    keras.utils.set_random_seed(0)
-    model = Sequential([
-        keras.Input((args.seq_len,), dtype="int64"), keras.layers.Embedding(args.vocab, 24),
-        LSTM(args.n_hidden, return_sequences=True), LSTM(args.n_hidden, return_sequences=True),
-        keras.layers.Dense(args.vocab, activation="softmax")])
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        from dl1.nn.model import Sequential
+        from utils import LSTM, BatchNormalization, Embedding, TimeDistributed
 
-    def step():
-        model.train_on_batch(x, y)
-        if device == "cuda":
-            import torch
+        model = Sequential([
+            Embedding(VOCAB, 42, input_length=cs, batch_input_shape=(bs, cs)), BatchNormalization(),
+            LSTM(n_hidden, return_sequences=True, stateful=True),
+            TimeDistributed(Dense(VOCAB, activation="softmax"))])
+        model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Adam())
+        return K.rejit(model, jit_compile)
 
-            torch.cuda.synchronize()
+    def torch_epoch():
+        import torch
 
-    return _median_step(step, args.warmup, args.steps)
+        device = K.torch_device()
+        torch.manual_seed(0)
 
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = torch.nn.Embedding(VOCAB, 42)
+                self.bn = torch.nn.BatchNorm1d(42, momentum=0.01, eps=1e-3)  # Keras' defaults
+                self.lstm = torch.nn.LSTM(42, n_hidden, batch_first=True)
+                self.out = torch.nn.Linear(n_hidden, VOCAB)
+                self.state = None
 
-def torch_lstm(args, x, y, device):
-    import torch
+            def forward(self, ids):
+                h = self.bn(self.emb(ids).transpose(1, 2)).transpose(1, 2)
+                h, state = self.lstm(h, self.state)
+                self.state = tuple(s.detach() for s in state)
+                return self.out(h)
 
-    torch.manual_seed(0)
+        net = Net().to(device)
+        xt, yt = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Embedding(args.vocab, 24)
-            self.lstm = torch.nn.LSTM(24, args.n_hidden, num_layers=2, batch_first=True)
-            self.out = torch.nn.Linear(args.n_hidden, args.vocab)
+        def loss_of(idx):
+            return torch.nn.functional.cross_entropy(net(xt[idx]).reshape(-1, VOCAB), yt[idx].reshape(-1))
 
-        def forward(self, x):
-            return self.out(self.lstm(self.emb(x))[0])
+        loop = K.torch_loop(K.adam_step(net.parameters(), loss_of), n, bs, shuffle=False)
 
-    net = Net().to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    xt = torch.as_tensor(x, device=device)
-    yt = torch.as_tensor(y, device=device).reshape(-1)
+        def epoch():
+            net.state = None  # reset every epoch, as the Keras side does
+            loop()
 
-    def step():
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(xt).reshape(-1, args.vocab), yt)
-        loss.backward()
-        opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
+        return epoch
 
-    return _median_step(step, args.warmup, args.steps)
+    return K.Case("stateful_lstm", f"lesson 6 stateful LSTM({n_hidden}), batches of {bs} x {cs} in order",
+                  "chars", x, y, bs, build, torch_epoch, n, units_per_sample=cs, shuffle=False)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", "--tiny", action="store_true", help="tiny sizes, a few steps (the tests)")
-    p.add_argument("--n-hidden", type=int, default=512)
-    p.add_argument("--seq-len", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--vocab", type=int, default=60)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=2, help="alternating rounds (medians), for a shared machine")
+    K.add_arguments(p)
     args = p.parse_args(argv)
-    if args.quick:
-        args.n_hidden, args.seq_len, args.batch_size, args.steps, args.warmup, args.rounds = 32, 10, 16, 3, 1, 1
-    from dl1.backend import configure_backend
-
-    configure_backend()
-    import numpy as np
-    import torch
-
-    C.machine_info("bench_rnn: the lesson's LSTM, Keras against plain PyTorch")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    rng = np.random.default_rng(0)
-    x = rng.integers(1, args.vocab, (args.batch_size, args.seq_len))
-    y = rng.integers(1, args.vocab, (args.batch_size, args.seq_len))
-    chars = args.batch_size * args.seq_len
-    C.say(f"LSTM x2, n_hidden={args.n_hidden}, seq_len={args.seq_len}, batch={args.batch_size}, "
-          f"vocab={args.vocab}, device={device}, torch threads={torch.get_num_threads()}")
-    ours, base = [], []
-    for _ in range(args.rounds):
-        ours.append(chars / keras_lstm(args, x, y, device))
-        base.append(chars / torch_lstm(args, x, y, device))
-    o, b = statistics.median(ours), statistics.median(base)
-    C.say(f"Keras (dl1) LSTM: {o:,.0f} chars/s; plain torch.nn.LSTM: {b:,.0f} chars/s")
-    C.result("lstm_train_chars_per_s", o, b)
+    C.machine_info("bench_rnn: lesson 6 / char-rnn LSTMs, Keras eager and compiled against plain PyTorch")
+    K.configure(args)
+    K.run_cases(CASES, args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The bench scripts run at a tiny size and end with well-formed RESULT lines (bench/README.md)."""
 
 import importlib.util
+import json
 import math
 import os
 import re
@@ -146,15 +147,86 @@ def test_bench_ddp_quick(capsys, monkeypatch):
     assert "2 process(es): 3 steps" in out and "1 process(es): 3 steps" in out and "no GPU" in out
 
 
+LESSON_CASES = {"dot_model": "ratings", "bias_model": "ratings", "neural_model": "ratings", "conv_model": "reviews",
+                 "multiconv_model": "reviews", "lstm_model": "reviews"}
+
+
 def test_bench_lessons45_quick(capsys, monkeypatch):
-    out, results = run_bench("bench_lessons45.py", capsys, monkeypatch)
-    names = ["dot_model_ratings_per_s_vs_plain_torch", "conv_model_reviews_per_s_vs_plain_torch",
-             "tokenize_pad_vs_plain_python"]
+    """Eager and plain PyTorch for every lesson 4-5 model (no compile: that is test_bench_compile_quick's)."""
+    out, results = run_bench("bench_lessons45.py", capsys, monkeypatch, "--no-compile", "--epochs", "1")
+    names = [f"{key}_{unit}_per_s_vs_plain_torch" for key, unit in LESSON_CASES.items()]
+    names.append("tokenize_pad_vs_plain_python")
+    assert sorted(results) == sorted(names)  # the historic names among them: dot_model_..., conv_model_...
     check(results, names, higher_is_better=names)
     assert "same ids: checked" in out and "ratings/s" in out and "reviews/s" in out
+    assert re.search(r"load average at the end: \S+ \S+ \S+ \(at the start: ", out)
 
 
 def test_bench_rnn(capsys, monkeypatch):
-    out, results = run_bench("bench_rnn.py", capsys, monkeypatch)
-    check(results, ["lstm_train_chars_per_s"])
-    assert "torch.nn.LSTM" in out
+    out, results = run_bench("bench_rnn.py", capsys, monkeypatch, "--no-compile", "--epochs", "1")
+    names = ["lstm_train_chars_per_s", "stateful_lstm_chars_per_s_vs_plain_torch"]
+    assert sorted(results) == names
+    check(results, names, higher_is_better=names)
+    assert "char_rnn: eager" in out and "stateful_lstm: eager" in out
+
+
+def test_bench_compile_own_cases_quick(capsys, monkeypatch):
+    out, results = run_bench("bench_compile.py", capsys, monkeypatch, "--no-compile", "--epochs", "1",
+                             "--cases", "recipe_head,bn_head,vgg16_unfrozen")
+    names = ["bn_head_samples_per_s_vs_plain_torch", "recipe_head_samples_per_s_vs_plain_torch",
+             "vgg16_unfrozen_images_per_s_vs_plain_torch"]
+    assert sorted(results) == names
+    check(results, names, higher_is_better=names)
+
+
+def test_compile_figures_from_epoch_times():
+    """Compile seconds and break-even from made-up epoch times: 10 steps an epoch, eager 1.0 s an epoch, compiled
+    0.5 s, first epochs 1.5 s eager (0.5 s of Keras set-up) and 20.5 s compiled (the set-up, 19.5 s of compiling)."""
+    K = _load("_compile.py")
+    case = K.Case("toy", "toy", "rows", None, None, 10, None, None, samples=95)  # 10 steps, the last one short
+    cold = {"eager": [1.5, 1.0, 1.0], "compiled": [20.5, 0.5, 0.5], "torch": [0.3, 0.25, 0.25],
+            "default_mode": "eager", "errors": {}}
+    warm = dict(cold, compiled=[5.5, 0.5, 0.5])
+    s = K.summarise(case, cold, warm)
+    assert s["steps_per_epoch"] == 10
+    assert s["compile_seconds"]["cold"] == pytest.approx(19.5) and s["compile_seconds"]["warm"] == pytest.approx(4.5)
+    # 0.05 s saved a step: 19.5 s of compiling pays after 390 steps, 4.5 s after 90
+    assert s["break_even_steps"]["cold"] == pytest.approx(390) and s["break_even_steps"]["warm"] == pytest.approx(90)
+    assert s["per_s"] == pytest.approx({"eager": 95.0, "compiled": 190.0, "torch": 380.0})
+    slower = dict(cold, compiled=[20.5, 1.2, 1.2])
+    assert K.summarise(case, slower)["break_even_steps"] == {"cold": None, "warm": None}  # never pays
+
+
+def test_error_text_keeps_the_wrapped_error():
+    K = _load("_compile.py")
+    wrapped = RuntimeError("Exception encountered when calling Sequential.call().\n\n\x1b[1mTypeError: cannot "
+                           "determine truth value of Relational\n\x1b[0m\nArguments received by Sequential.call():")
+    assert K.error_text(wrapped) == ("RuntimeError: Exception encountered when calling Sequential.call(). TypeError: "
+                                     "cannot determine truth value of Relational Arguments received by "
+                                     "Sequential.call():")
+    assert K.error_text(ValueError()) == "ValueError: "
+
+
+@pytest.mark.slow
+def test_bench_compile_quick(capsys, monkeypatch, tmp_path):
+    """The tiny dot model compiled in a new process with an empty inductor cache (the warm second process, the
+    same code again, is left out to save a minute)."""
+    path = tmp_path / "compile.json"
+    out, results = run_bench("bench_compile.py", capsys, monkeypatch, "--cases", "dot_model", "--epochs", "1",
+                             "--no-warm", "--json", str(path))
+    names = ["dot_model_ratings_per_s_vs_plain_torch", "dot_model_compiled_vs_plain_torch",
+             "dot_model_compiled_vs_eager"]
+    check({k: v for k, v in results.items() if k in names}, names, higher_is_better=names)
+    assert "[cold cache] compiled epoch 1:" in out and "[warm cache]" not in out
+    assert "SKIP dot_model_compile_seconds: no warm-cache process" in out
+    doc = json.loads(path.read_text())
+    assert doc["version"] == 1 and set(doc["cases"]) == {"dot_model"} and doc["load_average"]["end"]
+    fig = doc["cases"]["dot_model"]
+    assert fig["steps_per_epoch"] == 10 and fig["default_mode"] == "eager" and not fig["errors"]
+    cold = fig["compile_seconds"]["cold"]
+    assert cold > 0 and fig["compile_seconds"]["warm"] is None
+    e, c = fig["step_seconds"]["eager"], fig["step_seconds"]["compiled"]
+    if c < e:  # the break-even follows from the figures
+        assert fig["break_even_steps"]["cold"] == pytest.approx(cold / (e - c), rel=1e-6)
+    else:
+        assert fig["break_even_steps"]["cold"] is None
