@@ -27,6 +27,10 @@ filled by the first). ``--no-compile`` measures eager and plain PyTorch only, in
     RESULT k_compiled_vs_eager ours=<compiled units/s> baseline=<eager units/s>
     RESULT k_compile_seconds ours=<warm> baseline=<cold> ratio=<cold / warm>
     RESULT k_break_even_steps ours=<with the warm cache> baseline=<cold> ratio=<cold / warm>
+    RESULT k_reduce_overhead_vs_compiled ours=<CUDA-graph units/s> baseline=<compiled units/s>  (--reduce-overhead)
+
+dl1's default mode is what its compile policy (``jit_compile='auto'``) picks for a run of ``policy_steps``
+steps (the lesson run the case stands for, else ``RUN_EPOCHS`` epochs).
 
 and ``write_json`` the same figures for a program to read (the compile policy's break-even).
 """
@@ -55,6 +59,8 @@ if BENCH not in sys.path:
 import _common as C  # noqa: E402
 
 JSON_VERSION = 1
+RUN_EPOCHS = 10  # a lesson trains a model about this many epochs in all (several fits)
+MODES = ("eager", "compiled", "reduce_overhead", "torch")
 
 
 @dataclasses.dataclass
@@ -78,6 +84,12 @@ class Case:
     shuffle: bool = True
     steady_name: str = ""
     notes: str = ""
+    run_steps: int = 0  # the training steps of the lesson run this case stands for (0: RUN_EPOCHS epochs)
+
+    @property
+    def policy_steps(self):
+        """The run length dl1's compile policy decides for (``default_mode``)."""
+        return self.run_steps or RUN_EPOCHS * self.steps_per_epoch
 
     @property
     def steps_per_epoch(self):
@@ -111,6 +123,25 @@ def rejit(model, jit_compile):
     model.compile(optimizer=type(opt).from_config(opt.get_config()), loss=model.loss,
                   metrics=config.get("metrics"), jit_compile=jit_compile)
     return model
+
+
+def rejit_mode(model, mode):
+    """``model`` compiled again (``rejit``) with its training step ``torch.compile(mode=mode)`` instead of
+    Keras' plain ``torch.compile``: ``"reduce-overhead"`` replays the step as a CUDA graph."""
+    import torch
+
+    rejit(model, False)
+    model.make_train_function(force=True)
+    model.train_function = torch.compile(model.train_function, mode=mode)
+    return model
+
+
+def default_mode(model, case):
+    """What dl1's default (``jit_compile='auto'``) does for a run of ``case.policy_steps`` steps of ``model``."""
+    from dl1.nn.model import choose_jit
+
+    choose_jit(model, case.policy_steps)
+    return "compiled" if model.jit_compile else "eager"
 
 
 def shuffled_batches(n, batch_size, shuffle, rng):
@@ -212,29 +243,34 @@ def dynamo_counters():
             "break_reasons": reasons, "caches": caches}
 
 
-def measure(case, epochs=2, compiled=True, compile_timeout=None):
+def measure(case, epochs=2, compiled=True, compile_timeout=None, reduce_overhead=False):
     """Epoch seconds of each contender (see the module docstring), taken in turn: a dict of lists
     ``{"eager": [...], "compiled": [...], "torch": [...]}`` whose first entry is the first epoch, plus
     ``default_mode`` (what dl1's default ``jit_compile`` resolves to), ``errors`` (a contender's exception:
     it is dropped, the others go on) and ``dynamo`` (``dynamo_counters``). ``compile_timeout``: seconds the
-    first compiled epoch may take."""
+    first compiled epoch may take; ``reduce_overhead``: also the step compiled with CUDA graphs
+    (``rejit_mode``)."""
     import keras
 
-    out = {"eager": [], "compiled": [], "torch": [], "errors": {}}
+    out = {name: [] for name in MODES}
+    out["errors"] = {}
     keras.utils.set_random_seed(0)
     default = case.build(None)
-    out["default_mode"] = "compiled" if default.jit_compile else "eager"
+    out["default_mode"] = default_mode(default, case)
     contenders = {"eager": rejit(default, False)}
     if compiled:
         keras.utils.set_random_seed(0)
         contenders["compiled"] = rejit(case.build(None), True)
+    if compiled and reduce_overhead:
+        keras.utils.set_random_seed(0)
+        contenders["reduce_overhead"] = rejit_mode(case.build(None), "reduce-overhead")
     contenders["torch"] = case.torch_epoch()
 
     def one(name):
         what = contenders.get(name)
         if what is None:
             return
-        limit = compile_timeout if name == "compiled" and not out[name] else None
+        limit = compile_timeout if name in ("compiled", "reduce_overhead") and not out[name] else None
         try:
             with _deadline(limit):
                 seconds = _torch_epoch(what) if name == "torch" else _keras_epoch(what, case)
@@ -247,7 +283,7 @@ def measure(case, epochs=2, compiled=True, compile_timeout=None):
         C.say(f"{name} epoch {len(out[name])}: {seconds:.2f} s")
 
     for _ in range(1 + epochs):
-        for name in ("eager", "compiled", "torch"):
+        for name in MODES:
             one(name)
     if compiled:
         out["dynamo"] = dynamo_counters()
@@ -264,6 +300,7 @@ def summarise(case, times_cold, times_warm=None):
         return statistics.median(vals) if vals else None
 
     e, c, t = steady("eager"), steady("compiled"), steady("torch")
+    r = steady("reduce_overhead") if "reduce_overhead" in times_cold else None
 
     def extra(times):
         """First compiled epoch beyond its steady state, less the first eager epoch beyond its own."""
@@ -282,16 +319,17 @@ def summarise(case, times_cold, times_warm=None):
             return None
         return max(seconds, 0.0) / gain
 
-    per_s = {k: (units / v if v else None) for k, v in (("eager", e), ("compiled", c), ("torch", t))}
+    per_s = {k: (units / v if v else None) for k, v in (("eager", e), ("compiled", c), ("torch", t),
+                                                          ("reduce_overhead", r))}
     return {
         "title": case.title, "unit": case.unit, "samples": case.samples, "units_per_epoch": units,
         "batch_size": case.batch_size, "steps_per_epoch": n, "notes": case.notes,
         "default_mode": times_cold.get("default_mode", "eager"),
-        "epoch_seconds": {"cold": {k: times_cold[k] for k in ("eager", "compiled", "torch")},
-                          "warm": ({k: times_warm[k] for k in ("eager", "compiled", "torch")}
-                                   if times_warm else None)},
-        "step_seconds": {"eager": e / n if e else None, "compiled": c / n if c else None,
-                         "torch": t / n if t else None},
+        "policy_steps": case.policy_steps,
+        "epoch_seconds": {"cold": {k: times_cold.get(k, []) for k in MODES},
+                          "warm": ({k: times_warm.get(k, []) for k in MODES} if times_warm else None)},
+        "step_seconds": {k: v / n if v else None for k, v in (("eager", e), ("compiled", c), ("torch", t),
+                                                              ("reduce_overhead", r))},
         "per_s": per_s,
         "compile_seconds": {"cold": cold, "warm": warm},
         "break_even_steps": {"cold": break_even(cold), "warm": break_even(warm)},
@@ -324,6 +362,7 @@ def _worker_main(argv):
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--compile-timeout", type=float, required=True)
+    p.add_argument("--reduce-overhead", action="store_true")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     from dl1.backend import configure_backend
@@ -333,12 +372,13 @@ def _worker_main(argv):
 
     torch.set_num_threads(args.threads)
     case = load_case(args.worker, args.size)
-    times = measure(case, epochs=args.epochs, compiled=True, compile_timeout=args.compile_timeout)
+    times = measure(case, epochs=args.epochs, compiled=True, compile_timeout=args.compile_timeout,
+                    reduce_overhead=args.reduce_overhead)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(times, f)
 
 
-def run_worker(ref, size, epochs, cache_dir, label, compile_timeout):
+def run_worker(ref, size, epochs, cache_dir, label, compile_timeout, reduce_overhead=False):
     """``measure`` of the case ``ref`` (``"module:factory"``) in a new process whose inductor cache is
     ``cache_dir``; its output is passed on line by line. Returns the epoch times (or None and the reason)."""
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache_dir, PYTHONUNBUFFERED="1")
@@ -348,7 +388,8 @@ def run_worker(ref, size, epochs, cache_dir, label, compile_timeout):
 
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", ref, "--size", size,
                "--epochs", str(epochs), "--threads", str(torch.get_num_threads()),
-               "--compile-timeout", str(compile_timeout), "--out", out]
+               "--compile-timeout", str(compile_timeout), "--out", out] + \
+            (["--reduce-overhead"] if reduce_overhead else [])
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                 cwd=os.path.dirname(BENCH))
@@ -365,7 +406,8 @@ def run_worker(ref, size, epochs, cache_dir, label, compile_timeout):
         return times, None
 
 
-def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True, compile_timeout=3600):
+def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True, compile_timeout=3600,
+             reduce_overhead=False):
     """Figures of the case ``ref`` (``"module:factory"``): with ``compiled``, cold then warm in two new processes
     sharing a new inductor cache folder (or ``cache_dir``: then "cold" is whatever that folder holds); without,
     eager and plain PyTorch in this process."""
@@ -378,12 +420,12 @@ def run_case(ref, size, epochs=2, compiled=True, cache_dir=None, warm=True, comp
     own = cache_dir is None
     folder = tempfile.mkdtemp(prefix="dl1-bench-inductor-") if own else cache_dir
     try:
-        cold, why = run_worker(ref, size, epochs, folder, "cold cache", compile_timeout)
+        cold, why = run_worker(ref, size, epochs, folder, "cold cache", compile_timeout, reduce_overhead)
         if cold is None:
             return case, {"failed": why}
         hot = None
         if warm:
-            hot, why = run_worker(ref, size, epochs, folder, "warm cache", compile_timeout)
+            hot, why = run_worker(ref, size, epochs, folder, "warm cache", compile_timeout, reduce_overhead)
             if hot is None:
                 C.say(f"  {why}")
         return case, summarise(case, cold, hot)
@@ -412,12 +454,15 @@ def describe(case, s):
     if per_s["compiled"]:
         cratio = per_s["compiled"] / per_s["torch"] if per_s["torch"] else None
         line += f"compiled {_f(per_s['compiled'])} ({_f(cratio, '.2f')}x), "
+    if per_s.get("reduce_overhead"):
+        rratio = per_s["reduce_overhead"] / per_s["torch"] if per_s["torch"] else None
+        line += f"reduce-overhead {_f(per_s['reduce_overhead'])} ({_f(rratio, '.2f')}x), "
     line += f"plain torch {_f(per_s['torch'])}"
     C.say(line)
     if per_s["compiled"]:
         C.say(f"  compile seconds: cold {_f(cs['cold'], '.1f')}, warm {_f(cs['warm'], '.1f')}; break-even after "
               f"{_f(be['cold'], '.0f')} steps cold, {_f(be['warm'], '.0f')} warm ({s['steps_per_epoch']} steps an epoch); "
-              f"dl1's default here: {s['default_mode']}")
+              f"dl1's default for a run of {s.get('policy_steps', 'n/a')} steps: {s['default_mode']}")
     dyn = s["dynamo"]["cold"]
     if dyn:
         reasons = "; ".join(f"{n} x {r}" for r, n in sorted(dyn["break_reasons"].items(), key=lambda kv: -kv[1]))
@@ -441,7 +486,11 @@ def results(case, s, compiled=True):
                 C.skip(f"{key}_{name}", s["failed"])
         return
     per_s = s["per_s"]
-    C.result(case.result_name, per_s[s["default_mode"]], per_s["torch"])
+    if per_s[s["default_mode"]] is None:
+        C.skip(case.result_name, f"dl1's default is {s['default_mode']} for {s.get('policy_steps')} steps; "
+                                 "not measured (--no-compile or a failure)")
+    else:
+        C.result(case.result_name, per_s[s["default_mode"]], per_s["torch"])
     if not compiled:
         return
     if per_s["compiled"] is None:
@@ -451,6 +500,10 @@ def results(case, s, compiled=True):
         return
     C.result(f"{key}_compiled_vs_plain_torch", per_s["compiled"], per_s["torch"])
     C.result(f"{key}_compiled_vs_eager", per_s["compiled"], per_s["eager"])
+    if "reduce_overhead" in s["errors"]:
+        C.skip(f"{key}_reduce_overhead_vs_compiled", s["errors"]["reduce_overhead"])
+    elif per_s.get("reduce_overhead"):
+        C.result(f"{key}_reduce_overhead_vs_compiled", per_s["reduce_overhead"], per_s["compiled"])
     cs, be = s["compile_seconds"], s["break_even_steps"]
     if cs["warm"] is None:
         C.skip(f"{key}_compile_seconds", "no warm-cache process", ours=None)
@@ -495,6 +548,8 @@ def add_arguments(p, default_epochs=2):
     p.add_argument("--cache-dir", help="inductor cache folder to compile into (default: a new empty one)")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: every usable CPU)")
+    p.add_argument("--reduce-overhead", action="store_true",
+                   help="also torch.compile(mode='reduce-overhead') of the train step (CUDA graphs; on a GPU)")
     p.add_argument("--compile-timeout", type=float, default=3600,
                    help="seconds the first compiled epoch may take before it is given up (default 3600)")
 
@@ -525,7 +580,7 @@ def run_cases(refs, args):
     load_start = C.load_average()
     compiled = not args.no_compile
     done = [run_case(refs[k], size_of(args), args.epochs, compiled, args.cache_dir, not args.no_warm,
-                     args.compile_timeout) for k in wanted]
+                     args.compile_timeout, getattr(args, "reduce_overhead", False)) for k in wanted]
     C.say()
     for case, s in done:
         describe(case, s)

@@ -20,6 +20,12 @@ figures (steps a second, compile seconds, break-even steps) for a program to rea
     python bench/bench_compile.py --json compile.json        # all cases (hours on 2 CPU cores)
     python bench/bench_compile.py --cases dot_model,recipe_head
     python bench/bench_compile.py --quick --cases dot_model  # a tiny model compiled cold and warm
+    python bench/bench_compile.py --policy --epochs 1        # the compile policy's cases and break-even table
+    python bench/bench_compile.py --full --reduce-overhead   # on a GPU box: CUDA graphs too
+
+``--policy`` runs the four cases the compile policy's table (``dl1/backend/torch_impl.py`` ``BREAK_EVEN``) is
+made from (lesson 4's dot model and the recipe's head: dense; lesson 5's conv model: conv; char-rnn: recurrent)
+and prints the measured table beside the one dl1 uses.
 """
 
 import argparse
@@ -48,12 +54,13 @@ def recipe_head_case(size):
         import keras
 
         from dl1.models.vgg16 import Vgg16
+        from dl1.nn.model import Sequential
         from dl1.train.features import FrozenPrefix, frozen_prefix_length
 
         vgg = Vgg16(weights=None, size=32, verbose=False)
         vgg.ft(2)
         prefix = FrozenPrefix(vgg.model, frozen_prefix_length(vgg.model))
-        head = prefix.head(vgg.model)
+        head = prefix.head(vgg.model, cls=Sequential)  # dl1's, as compiled_head makes it
         assert head.input_shape[1:] == (4096,), head.input_shape
         # as dl1.train.fit._compile_like, which hands the model's optimizer, loss and metrics to the head
         head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"])
@@ -171,13 +178,56 @@ def vgg16_unfrozen_case(size):
                   x, y, batch, build, torch_epoch, n)
 
 
+# The cases the compile policy's break-even table (dl1/backend/torch_impl.py BREAK_EVEN) comes from, by kind
+POLICY_CASES = {"dot_model": "dense", "recipe_head": "dense", "conv_model": "conv", "char_rnn": "recurrent"}
+
+
+def significant(x, digits=2):
+    """``x`` rounded up to ``digits`` significant digits (a break-even to write down)."""
+    if x <= 0:
+        return 0
+    scale = 10 ** max(int(np.floor(np.log10(x))) - digits + 1, 0)
+    return int(-(-x // scale) * scale)
+
+
+def policy_table(figures):
+    """``{kind: break-even steps}`` from the cold-cache figures of ``POLICY_CASES``: for each kind the largest
+    of its cases (compiling pays for all of them after it), None where the compiled step is never faster."""
+    table = {}
+    for key, kind in POLICY_CASES.items():
+        s = figures.get(key)
+        if not s or "failed" in s:
+            continue
+        steps = s["break_even_steps"]["cold"]
+        if kind in table and (table[kind] is None or steps is None):
+            table[kind] = None
+        else:
+            table[kind] = None if steps is None else max(table.get(kind, 0), significant(steps))
+    return table
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     K.add_arguments(p)
+    p.add_argument("--policy", action="store_true",
+                   help="the compile policy's cases (" + ", ".join(POLICY_CASES) + ") and its break-even table")
     args = p.parse_args(argv)
+    if args.policy and not args.cases:
+        args.cases = ",".join(POLICY_CASES)
     C.machine_info("bench_compile: eager vs compiled Keras training, plain PyTorch, compile seconds, break-even")
     K.configure(args)
-    K.run_cases(CASES, args)
+    figures = K.run_cases(CASES, args)
+    if args.policy and not args.no_compile:
+        import torch
+
+        from dl1.backend import torch_impl
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        table = policy_table(figures)
+        C.say("compile policy, break-even steps measured (cold cache): "
+              + ", ".join(f"{kind} {'never' if v is None else v}" for kind, v in table.items())
+              + f"; dl1 uses BREAK_EVEN[{device!r}] = {torch_impl.BREAK_EVEN[device]} (dl1/backend/torch_impl.py)")
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The GPU run in one command, for a fresh GPU box with no internet (under 8 minutes on an H200):
+# The GPU run in one command, for a fresh GPU box with no internet (under 16 minutes on an H200):
 #   1. the GPU tests (pytest -m gpu) and the lesson notebooks at small size, on CUDA;
 #   2. bench/bench_gpu.py: the recipe at course size (23,000 + 2,000 images at 224 px, one epoch from JPEGs),
 #      VGG16's forward pass against the bf16 peak measured in the same run, decoding against the forward pass;
 #   3. bench/bench_recipe.py --full with mixed precision and compilation, and bench/bench_backends.py
-#      (torch against JAX, where JAX is installed).
+#      (torch against JAX, where JAX is installed);
+#   4. bench/bench_compile.py --full --reduce-overhead: the recipe's head, the unfrozen VGG16 and the lesson
+#      models (dot product, conv sentiment, char-rnn) trained eager, compiled and compiled with CUDA graphs
+#      ("reduce-overhead"), against plain PyTorch, with compile seconds and break-even steps (for the
+#      compile policy's CUDA row, dl1/backend/torch_impl.py BREAK_EVEN).
 # Everything goes to one file: RESULT lines, nvidia-smi facts, the test summaries.
 #
 #   bench/gpu.sh [--out FILE] [--dry-run] [--wheels DIR] [--list-wheels]
@@ -29,7 +33,7 @@ while [ "$#" -gt 0 ]; do
     --dry-run) dry_run=1; shift ;;
     --wheels) wheels="$2"; shift 2 ;;
     --list-wheels) list_wheels=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "gpu.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -71,7 +75,7 @@ fi
 if [ "$dry_run" = 1 ]; then
   bash -n "$0"
   "$PY" -m pytest -q -m gpu --collect-only tests/test_gpu.py >/dev/null
-  for script in bench/bench_gpu.py bench/bench_recipe.py bench/bench_backends.py; do
+  for script in bench/bench_gpu.py bench/bench_recipe.py bench/bench_backends.py bench/bench_compile.py; do
     "$PY" "$script" --help >/dev/null
   done
   command -v nvidia-smi >/dev/null 2>&1 && gpu="yes" || gpu="no (the real run stops there)"
@@ -114,4 +118,8 @@ step bench-gpu 180 "$PY" bench/bench_gpu.py --out /tmp/dl1-bench-gpu
 step recipe-full 90 "$PY" bench/bench_recipe.py --full --mixed-precision --jit --repeats 1 --no-profile \
   --epochs 2 --out /tmp/dl1-bench-recipe
 step backends 60 "$PY" bench/bench_backends.py --full --mixed-precision --jit
+step compile-recipe 240 "$PY" bench/bench_compile.py --full --reduce-overhead --no-warm --epochs 1 \
+  --compile-timeout 90 --cases recipe_head,vgg16_unfrozen
+step compile-lessons 240 "$PY" bench/bench_compile.py --full --reduce-overhead --no-warm --epochs 1 \
+  --compile-timeout 60 --cases dot_model,conv_model,char_rnn
 log "== done in $(( $(date +%s) - start ))s; results in $out"

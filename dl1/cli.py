@@ -162,9 +162,10 @@ def _run_options(s, command):
     for name, meta, default in declared_options(command):
         flag = meta["flag"] or flag_of(name)
         text = meta["help"][command] if isinstance(meta["help"], dict) else meta["help"]
-        if isinstance(default, bool):
-            s.add_argument(flag, dest=name, action="store_false" if meta["negate"] else "store_true",
-                           default=argparse.SUPPRESS, help=text)
+        if isinstance(default, bool) or meta.get("both"):
+            action = argparse.BooleanOptionalAction if meta.get("both") else \
+                "store_false" if meta["negate"] else "store_true"
+            s.add_argument(flag, dest=name, action=action, default=argparse.SUPPRESS, help=text)
             continue
         kind = type(meta["choices"][0]) if meta["choices"] else float if isinstance(default, float) else \
             int if default is None or isinstance(default, int) else str

@@ -27,6 +27,8 @@ def _isolated_keras_home(tmp_path_factory):
     """An empty Keras cache: the tests never see (or touch) the user's ~/.keras."""
     home = tmp_path_factory.mktemp("keras_home")
     os.environ["KERAS_HOME"] = str(home)
+    # and compiled graphs (the tests that compile) in a folder of their own, not the user's cache
+    os.environ["DL1_COMPILE_CACHE"] = str(tmp_path_factory.mktemp("torch_compile"))
     yield home
 
 

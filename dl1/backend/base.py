@@ -143,9 +143,20 @@ class Backend:
         return contextlib.nullcontext(False)
 
     # ---- compile policy ------------------------------------------------------------------------------
-    def jit_compile(self, requested):
-        """The ``jit_compile`` value for ``model.compile``: ``requested`` ('auto', True, False) here."""
+    def jit_compile(self, requested, steps=None, kind=None):
+        """The ``jit_compile`` value for ``model.compile`` (``steps`` None) or for a training run of ``steps``
+        steps of a model of ``kind`` (``model_kind``): ``requested`` ('auto', True, False) as it is here (Keras
+        resolves 'auto' itself: XLA on JAX)."""
         return requested
+
+    def outside_compiled(self, fn):
+        """``fn`` run as it is even when a compiled step calls it: the Python numbers it reads (Adam's
+        ``beta_1`` under one-cycle) may then change every step without compiling again."""
+        return fn
+
+    def compile_failures(self):
+        """The exception classes that mean compiling the training step failed (it then runs eager)."""
+        return ()
 
     # ---- export --------------------------------------------------------------------------------------
     def onnx_program(self, model, size, input_name, output_name):

@@ -12,6 +12,9 @@
 - Data parallel training over ``torchrun`` processes with ``torch.distributed`` (NCCL on CUDA, gloo on CPU):
   ``TorchProcessGroup``. Gradients are averaged in one collective per step, inside the optimizer's public
   ``apply``, so Keras' own ``fit`` (its metrics, callbacks, history and compiled step) drives the training.
+- The compile policy: ``jit_compile='auto'`` compiles Keras' train step (``torch.compile``) for a run long enough
+  to pay for the compile (``BREAK_EVEN``), into a per-user cache folder kept across processes
+  (``compile_cache``).
 - ONNX export through ``torch.export`` (``torch.onnx.export(dynamo=True)``) with the batch dimension dynamic:
   Keras' own ``model.export(format='onnx')`` takes the older TorchScript exporter whenever a dimension is
   dynamic, which cannot export ConvNeXt's LayerNormalization.
@@ -25,8 +28,39 @@ import warnings
 import numpy as np
 
 from dl1.backend.base import IDENTITY, Backend, ProcessGroup, launched
+from dl1.io.log import note
 
 _PADDING = {"nearest": "border", "reflect": "reflection", "constant": "zeros", "wrap": "border"}
+_JIT_ENV = {"auto": "auto", "on": True, "1": True, "true": True, "off": False, "0": False, "false": False}
+
+# Training steps after which torch.compile of Keras' train step pays for its cold compile, by model kind
+# (``dl1.nn.model.model_kind``): compile seconds / (eager - compiled seconds a step), rounded up.
+# CPU (2 cores): recurrent from char-rnn's LSTM(512) x2 (76 s to compile, 0.63 -> 0.38 s a step of 64 x 40
+# chars); dense from lesson 4's dot model (6.4 -> 2.1 ms a step of 64 ratings; ~20 s to compile, estimated);
+# conv from lesson 5's conv sentiment model (within 10% of plain PyTorch eager: ~10 ms a step to gain and ~40 s
+# to compile, both estimated). ``python bench/bench_compile.py --policy`` measures them on a quiet machine (the
+# recipe's head counts as dense).
+# CUDA: the CPU figures until ``bench/gpu.sh`` (bench_compile.py --full) measures them on a GPU box, except
+# conv, where fusing VGG16's convolutions and activations in bfloat16 pays sooner.
+BREAK_EVEN = {"cpu": {"recurrent": 300, "conv": 4000, "dense": 5000},
+              "cuda": {"recurrent": 300, "conv": 2000, "dense": 5000}}
+
+
+def compile_cache():
+    """Point torch's inductor/FX-graph caches at a stable per-user folder before anything compiles, so a
+    re-run or another notebook finds the compiled graphs: ``DL1_COMPILE_CACHE``, else
+    ``$XDG_CACHE_HOME/dl1/torch-compile`` (``~/.cache/dl1/torch-compile``); a ``TORCHINDUCTOR_CACHE_DIR`` the
+    user set is kept. Returns the folder."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    folder = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if not folder or folder == default_cache_dir():  # unset, or set by torch itself to its /tmp default
+        folder = os.environ.get("DL1_COMPILE_CACHE") or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "dl1",
+            "torch-compile")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = folder
+    os.makedirs(folder, exist_ok=True)
+    return folder
 
 
 class TorchBackend(Backend):
@@ -140,6 +174,47 @@ class TorchBackend(Backend):
             return None
         return TorchProcessGroup.joined()
 
+    # ---- compile policy ------------------------------------------------------------------------------
+    def jit_compile(self, requested, steps=None, kind=None):
+        """True/False force; 'auto' is eager at ``model.compile`` (``steps`` None) and for a training run
+        compiles when its ``steps`` reach the break-even of ``kind`` on this device (``break_even``), saying
+        which in one line. ``DL1_JIT`` (auto, on, off) overrides 'auto' (the tests run eager with it)."""
+        if requested is not True and requested is not False:
+            requested = _JIT_ENV.get(os.environ.get("DL1_JIT", "auto").strip().lower(), "auto")
+        if requested is not True and requested is not False and steps is None:
+            return False
+        if requested is True:
+            compile_cache()
+            return True
+        if requested is False:
+            return False
+        pays_after = self.break_even(kind)
+        if steps >= pays_after:
+            compile_cache()
+            note("compiling the training step (about %d steps; pays after ~%d)", steps, pays_after)
+            return True
+        note("running eager: %d steps do not pay for a compile (pays after ~%d)", steps, pays_after)
+        return False
+
+    def break_even(self, kind):
+        """Training steps after which compiling pays for a model of ``kind`` (``BREAK_EVEN``; on CUDA its
+        'cuda' row)."""
+        import torch
+
+        row = BREAK_EVEN["cuda" if torch.cuda.is_available() else "cpu"]
+        return row.get(kind, row["dense"])
+
+    def outside_compiled(self, fn):
+        """``torch.compiler.disable(fn)``: a graph break around it, so that dynamo neither traces nor guards on
+        the floats it reads (each new value would be a recompile)."""
+        import torch
+
+        return torch.compiler.disable(fn)
+
+    def compile_failures(self):
+        import torch._dynamo.exc
+
+        return (torch._dynamo.exc.TorchDynamoException,)
 
     def onnx_program(self, model, size, input_name, output_name):
         import torch

@@ -329,7 +329,7 @@ class ImageClassifier:
         config = model.get_compile_config() or {}
         optimizer = with_layer_rates(model.optimizer, group_multipliers(groups, rates, max_lr))
         model.compile(optimizer=optimizer, loss=model.loss, metrics=config.get("metrics"),
-                      jit_compile=getattr(model, "jit_compile", "auto"))
+                      jit_compile=getattr(model, "dl1_jit", model.jit_compile))
         return rates
 
     def fine_tune(self, batches, val_batches, epochs=1, freeze_epochs=1, base_lr=DEFAULT_LR, lr_mult=100.0,

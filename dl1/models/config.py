@@ -60,13 +60,19 @@ def checked(flag, value, check):
 
 
 def option(default, help, *, flag=None, check=None, commands=TRAINING, choices=None, metavar=None,
-           negate=False):
+           negate=False, both=False):
     """A ``RunConfig`` field declared once: ``help`` (a string, or ``{command: string}``), ``flag`` (default
-    ``--field-name``; ``negate``: a ``--no-...`` switch that sets it False), ``check`` (see above),
-    ``commands`` (the subcommands that take it), ``choices``."""
+    ``--field-name``; ``negate``: a ``--no-...`` switch that sets it False; ``both``: ``--flag`` and
+    ``--no-flag``, True or False, None when neither is given), ``check`` (see above), ``commands`` (the
+    subcommands that take it), ``choices``."""
     return dataclasses.field(default=default, metadata={
         "help": help, "flag": flag, "check": check, "commands": tuple(commands), "choices": choices,
-        "metavar": metavar, "negate": negate})
+        "metavar": metavar, "negate": negate, "both": both})
+
+
+def yes_or_no(value):
+    """True or False."""
+    return None if isinstance(value, bool) else "must be True or False (or None: decide)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +98,9 @@ class RunConfig:
     restart: bool = option(False, "ignore an existing checkpoint", commands=(FINETUNE,))
     mixed_precision: str = option("auto", "bfloat16/float16 compute: auto = on when a CUDA GPU is present "
                                           "(default)", choices=tuple(MIXED_PRECISION))
-    jit: bool = option(False, "compile the model with the backend's compiler")
+    jit: bool | None = option(None, "compile the training step (--jit) or run eager (--no-jit); default: "
+                                    "compile when the run is long enough to pay for it", check=yes_or_no,
+                              both=True)
     keep: int = option(2, "keep the N newest per-epoch weight files ftN.h5 (default 2; 0 keeps all)",
                        check=at_least(0), metavar="N", commands=(FINETUNE,))
     verbose: int = option(1, "Keras verbosity (default 1)", choices=(0, 1, 2))
@@ -174,7 +182,7 @@ class RunConfig:
         """The keyword arguments of ``ImageClassifier`` these settings give."""
         weights = {"none": None, "random": None, "imagenet": "imagenet"}.get(self.weights.lower(), self.weights)
         return {"weights": weights, "size": self.size, "mixed_precision": MIXED_PRECISION[self.mixed_precision],
-                "jit_compile": True if self.jit else "auto"}
+                "jit_compile": "auto" if self.jit is None else self.jit}
 
 
 def declared_options(command):

@@ -147,7 +147,7 @@ def _recompile(model):
     fresh = type(opt).from_config(opt.get_config())
     config = model.get_compile_config() or {}
     model.compile(optimizer=fresh, loss=model.loss, metrics=config.get("metrics"),
-                  jit_compile=getattr(model, "jit_compile", "auto"))
+                  jit_compile=getattr(model, "dl1_jit", getattr(model, "jit_compile", "auto")))
     fresh.iterations.assign(opt.iterations)
 
 

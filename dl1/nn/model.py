@@ -6,12 +6,16 @@ are written to a temporary name and renamed, so a crash never leaves a truncated
 A change of ``layer.trainable`` after compiling takes effect at the next ``fit``/``train_on_batch`` (the
 optimizer is re-synced, ``dl1.nn.kprivate.sync_optimizer``), ``fit`` takes a batches object together
 with a ``batch_size`` (which the batches already have), ``reset_states()`` resets every stateful layer, and
-``compile`` asks the backend whether to compile the training step (``jit_compile``, its compile policy).
+``compile`` asks the backend whether to compile the training step (``jit_compile``, its compile policy): with
+'auto' (the default) each ``fit`` decides from its number of steps (``choose_jit``), only the training step is
+compiled, and a compile that fails trains eager with one warning.
 
 The 2017 methods (``fit(nb_epoch=)``, ``fit_generator``, ``predict_classes``, ``Model(input=, output=)``,
 ...) are not here: ``dl1.compat`` adds them while a 2017 face (``utils``, ``vgg16``) is imported.
 """
 
+import contextlib
+import math
 import os
 import warnings
 
@@ -20,11 +24,13 @@ import keras
 from dl1 import backend
 from dl1.io.atomic import atomic_path
 from dl1.io.errors import WeightsError
+from dl1.io.log import warn
 from dl1.nn import kprivate
 from dl1.nn.kprivate import sync_optimizer
 from dl1.nn.weightfiles import KIND_TEXT, file_kind, load_legacy_h5
 
-__all__ = ["Model", "ModelMixin", "Sequential", "reset_states", "sync_optimizer"]
+__all__ = ["Model", "ModelMixin", "Sequential", "choose_jit", "model_kind", "reset_states", "steps_per_epoch",
+           "sync_optimizer"]
 
 
 class ModelMixin:
@@ -32,8 +38,29 @@ class ModelMixin:
 
     def compile(self, *args, jit_compile="auto", **kwargs):
         """Keras' ``compile``; whether to compile the training step is the backend's policy for
-        ``jit_compile`` (``dl1.backend``: 'auto', True or False)."""
-        return super().compile(*args, jit_compile=backend.current().jit_compile(jit_compile), **kwargs)
+        ``jit_compile`` ('auto', True or False, kept as ``dl1_jit``): with 'auto' each ``fit`` decides from
+        its number of steps (``choose_jit``)."""
+        result = super().compile(*args, jit_compile=backend.current().jit_compile(jit_compile), **kwargs)
+        self.dl1_jit = jit_compile
+        return result
+
+    def make_train_function(self, force=False):
+        """Keras' train function; a compiled one falls back to eager, with one warning, where compiling fails."""
+        made = super().make_train_function(force)
+        step = self.train_function
+        if self.jit_compile and step is not None and not getattr(step, "dl1_guarded", False):
+            self.train_function = _guarded(self, step)
+        return made
+
+    def make_test_function(self, force=False):
+        """Keras' test function, eager when the policy (not the user) chose to compile the training step."""
+        with _eager_unless_forced(self):
+            return super().make_test_function(force)
+
+    def make_predict_function(self, force=False):
+        """Keras' predict function, eager when the policy (not the user) chose to compile the training step."""
+        with _eager_unless_forced(self):
+            return super().make_predict_function(force)
 
     def save_weights(self, filepath, overwrite=True, **kwargs):
         """Save weights under any name (``ft1.h5`` as in the course), atomically."""
@@ -70,6 +97,9 @@ class ModelMixin:
         if isinstance(x, keras.utils.PyDataset):
             batch_size = None
         sync_optimizer(self)
+        epochs = args[0] if args else kwargs.get("epochs", 1)
+        per_epoch = kwargs.get("steps_per_epoch") or steps_per_epoch(x, batch_size)
+        choose_jit(self, None if per_epoch is None else (epochs - kwargs.get("initial_epoch", 0)) * per_epoch)
         return super().fit(x, y, batch_size, *args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
@@ -79,6 +109,79 @@ class ModelMixin:
     def reset_states(self):
         """Reset the state of every stateful layer (Keras 3 models lost ``reset_states``)."""
         reset_states(self)
+
+
+def model_kind(model):
+    """'recurrent' (any RNN layer), 'conv' (any convolution) or 'dense': what the compile policy's break-even
+    depends on."""
+    layers = kprivate.flat_layers(model)
+    if any(isinstance(layer, keras.layers.RNN) for layer in layers):
+        return "recurrent"
+    if any("Conv" in type(layer).__name__ for layer in layers):
+        return "conv"
+    return "dense"
+
+
+def steps_per_epoch(x, batch_size=None):
+    """Batches in one epoch over ``x`` (arrays, a dict/list of them, or anything with a length such as a
+    ``PyDataset``), or None when that cannot be known (a generator)."""
+    if x is None:
+        return None
+    leaves = keras.tree.flatten(x) if isinstance(x, (dict, list, tuple)) else [x]
+    first = leaves[0] if leaves else None
+    if hasattr(first, "shape") and len(getattr(first, "shape", ())) > 0:
+        return max(1, math.ceil(int(first.shape[0]) / (batch_size or 32)))
+    try:
+        return max(1, len(x))
+    except TypeError:
+        return None
+
+
+def choose_jit(model, steps):
+    """Before a training run of ``steps`` steps (None: unknown), set whether Keras compiles the training step
+    of ``model`` as the backend's policy says for the ``jit_compile`` it was compiled with (``dl1_jit``). Only
+    'auto' decides here; a step compiled already is kept (its compile is paid)."""
+    if getattr(model, "dl1_jit", None) != "auto" or steps is None:
+        return
+    if model.jit_compile and model.train_function is not None:
+        return
+    chosen = bool(backend.current().jit_compile("auto", steps=int(steps), kind=model_kind(model)))
+    if chosen != bool(model.jit_compile):
+        model.jit_compile = chosen
+        model.train_function = None
+
+
+def _guarded(model, step):
+    """``step`` (a compiled train function) that, where compiling fails, warns once and trains eager."""
+    failures = backend.current().compile_failures()
+
+    def run(data):
+        try:
+            return step(data)
+        except failures as e:
+            cause = getattr(e, "inner_exception", None) or e.__cause__ or e  # the compiler's own error
+            first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+            warn("compiling the training step failed (%s%s); training eager", type(cause).__name__,
+                 f": {first[:200]}" if first else "")
+            model.jit_compile = False
+            model.dl1_jit = False
+            model.make_train_function(force=True)
+            return model.train_function(data)
+
+    run.dl1_guarded = True
+    return run
+
+
+@contextlib.contextmanager
+def _eager_unless_forced(model):
+    chosen = getattr(model, "dl1_jit", None) == "auto" and model.jit_compile
+    if chosen:
+        model.jit_compile = False
+    try:
+        yield
+    finally:
+        if chosen:
+            model.jit_compile = True
 
 
 def reset_states(model):

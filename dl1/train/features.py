@@ -31,6 +31,7 @@ from dl1.io.errors import DataError
 from dl1.io.log import note, warn
 from dl1.nn import kprivate
 from dl1.nn.frozen import FrozenBase
+from dl1.nn.model import Sequential
 from dl1.train import distributed
 from dl1.train.cachedir import cache_files
 
@@ -126,17 +127,17 @@ class FrozenPrefix:
         """Only when the prefix does real work (has weights) and leaves something to train."""
         return any(layer.weights for layer in self.layers)
 
-    def head(self, model=None):
-        """The remaining layers of ``model`` as a model that takes the prefix's output."""
+    def head(self, model=None, cls=keras.Sequential):
+        """The remaining layers of ``model`` as a model (a ``cls``) that takes the prefix's output."""
         rest = self.chain[self.k:] if model is None else chain_layers(model)[self.k:]
-        return keras.Sequential([keras.Input(shape=self.output_shape)] + list(rest),
-                                name="head")
+        return cls([keras.Input(shape=self.output_shape)] + list(rest), name="head")
 
     def compiled_head(self, model):
         """``head(model)`` compiled with ``model``'s optimizer, loss and metrics (it trains the same weights)."""
-        head = self.head(model)
+        head = self.head(model, cls=Sequential)  # dl1's: the compile policy decides at fit
         config = model.get_compile_config() or {}
-        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=config.get("metrics"))
+        head.compile(optimizer=model.optimizer, loss=model.loss, metrics=config.get("metrics"),
+                     jit_compile=getattr(model, "dl1_jit", "auto"))
         return head
 
 

@@ -12,6 +12,8 @@ import math
 
 import keras
 
+from dl1 import backend
+
 
 def _cos(start, end, pct):
     """Cosine interpolation from ``start`` (pct=0) to ``end`` (pct=1)."""
@@ -89,6 +91,24 @@ class OneCycle(keras.callbacks.Callback):
     def step(self):
         """The 0-based position in the cycle of the next optimizer step."""
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) - self.start_iteration
+
+    def on_train_begin(self, logs=None):
+        """The optimizer's update runs outside a compiled training step while the cycle runs: Adam reads
+        ``beta_1`` as a Python number, which a compiled step would specialise on (a recompile every step)."""
+        opt = self.model.optimizer
+        if "apply" not in vars(opt):
+            cached = vars(opt).get("dl1_outside_apply")  # the same function every cycle: no recompile
+            if cached is None or cached[0] is not type(opt):
+                cached = (type(opt), backend.current().outside_compiled(opt.apply))
+                opt.dl1_outside_apply = cached
+            opt.apply = cached[1]
+            self._unwrap = opt
+
+    def on_train_end(self, logs=None):
+        opt = getattr(self, "_unwrap", None)
+        if opt is not None:
+            del opt.apply
+            self._unwrap = None
 
     def on_train_batch_begin(self, batch, logs=None):
         opt = self.model.optimizer
