@@ -319,8 +319,8 @@ def summarise(case, times_cold, times_warm=None):
             return None
         return max(seconds, 0.0) / gain
 
-    per_s = {k: (units / v if v else None) for k, v in (("eager", e), ("compiled", c), ("torch", t),
-                                                          ("reduce_overhead", r))}
+    seconds = (("eager", e), ("compiled", c), ("torch", t)) + ((("reduce_overhead", r),) if r else ())
+    per_s = {k: (units / v if v else None) for k, v in seconds}
     return {
         "title": case.title, "unit": case.unit, "samples": case.samples, "units_per_epoch": units,
         "batch_size": case.batch_size, "steps_per_epoch": n, "notes": case.notes,
@@ -328,8 +328,7 @@ def summarise(case, times_cold, times_warm=None):
         "policy_steps": case.policy_steps,
         "epoch_seconds": {"cold": {k: times_cold.get(k, []) for k in MODES},
                           "warm": ({k: times_warm.get(k, []) for k in MODES} if times_warm else None)},
-        "step_seconds": {k: v / n if v else None for k, v in (("eager", e), ("compiled", c), ("torch", t),
-                                                              ("reduce_overhead", r))},
+        "step_seconds": {k: v / n if v else None for k, v in seconds},
         "per_s": per_s,
         "compile_seconds": {"cold": cold, "warm": warm},
         "break_even_steps": {"cold": break_even(cold), "warm": break_even(warm)},
