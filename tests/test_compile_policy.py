@@ -169,6 +169,29 @@ def test_compiled_training_agrees_with_eager_and_compiles_a_bounded_number_of_gr
 
 
 @pytest.mark.slow
+def test_changing_trainable_compiles_once_per_change():
+    """Freezing a layer changes the step (fewer gradients): it compiles again once, the frozen weights stay put,
+    and the next fits compile nothing; unfreezing finds the first step's graphs again (at most one more)."""
+    x, y = data(96)
+    model = tiny(jit_compile=True)
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    before = graphs()
+    model.layers[0].trainable = False
+    frozen = model.layers[0].get_weights()[0].copy()
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    changed = graphs()
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert before < changed == graphs()
+    np.testing.assert_array_equal(model.layers[0].get_weights()[0], frozen)
+    model.layers[0].trainable = True
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    unfrozen = graphs()
+    model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    assert changed <= unfrozen <= changed + 1 and graphs() == unfrozen
+    assert not np.array_equal(model.layers[0].get_weights()[0], frozen)
+
+
+@pytest.mark.slow
 def test_a_failing_compile_trains_eager_with_one_warning(capsys, monkeypatch):
     import torch._inductor.compile_fx as compile_fx
 
