@@ -52,6 +52,8 @@ def test_auto_decides_from_the_run_length_and_says_so(capsys, auto_env):
     assert b.jit_compile("auto", steps=pays - 1, kind="dense") is False
     assert capsys.readouterr().out == (f"Note: running eager: {pays - 1} steps do not pay for a compile "
                                        f"(pays after ~{pays})\n")
+    assert b.jit_compile("auto", steps=pays - 1, kind="dense", say=False) is False
+    assert capsys.readouterr().out == ""
     assert b.jit_compile("auto", steps=3 * pays, kind="dense") is True
     assert capsys.readouterr().out == (f"Note: compiling the training step (about {3 * pays} steps; "
                                        f"pays after ~{pays})\n")
@@ -93,6 +95,9 @@ def test_fit_runs_a_short_run_eager_and_says_so(capsys, auto_env):
     assert model.jit_compile is False
     pays = backend.current().break_even("dense")
     assert f"Note: running eager: 8 steps do not pay for a compile (pays after ~{pays})" in capsys.readouterr().out
+    for _ in range(3):  # a loop of short fits says it once
+        model.fit(x, y, batch_size=25, epochs=1, verbose=0)
+    assert "running eager" not in capsys.readouterr().out and model.jit_compile is False
 
 
 @pytest.mark.slow

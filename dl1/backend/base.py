@@ -143,10 +143,10 @@ class Backend:
         return contextlib.nullcontext(False)
 
     # ---- compile policy ------------------------------------------------------------------------------
-    def jit_compile(self, requested, steps=None, kind=None):
+    def jit_compile(self, requested, steps=None, kind=None, say=True):
         """The ``jit_compile`` value for ``model.compile`` (``steps`` None) or for a training run of ``steps``
-        steps of a model of ``kind`` (``model_kind``): ``requested`` ('auto', True, False) as it is here (Keras
-        resolves 'auto' itself: XLA on JAX)."""
+        steps of a model of ``kind`` (``model_kind``), saying which in one line (``say``: also when it is
+        eager): ``requested`` ('auto', True, False) as it is here (Keras resolves 'auto' itself: XLA on JAX)."""
         return requested
 
     def outside_compiled(self, fn):

@@ -175,10 +175,10 @@ class TorchBackend(Backend):
         return TorchProcessGroup.joined()
 
     # ---- compile policy ------------------------------------------------------------------------------
-    def jit_compile(self, requested, steps=None, kind=None):
+    def jit_compile(self, requested, steps=None, kind=None, say=True):
         """True/False force; 'auto' is eager at ``model.compile`` (``steps`` None) and for a training run
         compiles when its ``steps`` reach the break-even of ``kind`` on this device (``break_even``), saying
-        which in one line. ``DL1_JIT`` (auto, on, off) overrides 'auto' (the tests run eager with it)."""
+        which in one line (the eager one only when ``say``). ``DL1_JIT`` (auto, on, off) overrides 'auto'."""
         if requested is not True and requested is not False:
             requested = _JIT_ENV.get(os.environ.get("DL1_JIT", "auto").strip().lower(), "auto")
         if requested is not True and requested is not False and steps is None:
@@ -193,7 +193,8 @@ class TorchBackend(Backend):
             compile_cache()
             note("compiling the training step (about %d steps; pays after ~%d)", steps, pays_after)
             return True
-        note("running eager: %d steps do not pay for a compile (pays after ~%d)", steps, pays_after)
+        if say:
+            note("running eager: %d steps do not pay for a compile (pays after ~%d)", steps, pays_after)
         return False
 
     def break_even(self, kind):

@@ -140,12 +140,15 @@ def steps_per_epoch(x, batch_size=None):
 def choose_jit(model, steps):
     """Before a training run of ``steps`` steps (None: unknown), set whether Keras compiles the training step
     of ``model`` as the backend's policy says for the ``jit_compile`` it was compiled with (``dl1_jit``). Only
-    'auto' decides here; a step compiled already is kept (its compile is paid)."""
+    'auto' decides here; a step compiled already is kept (its compile is paid). "running eager" is said at a
+    model's first fit only (a loop of short fits says it once); "compiling" whenever it happens."""
     if getattr(model, "dl1_jit", None) != "auto" or steps is None:
         return
     if model.jit_compile and model.train_function is not None:
         return
-    chosen = bool(backend.current().jit_compile("auto", steps=int(steps), kind=model_kind(model)))
+    said = getattr(model, "dl1_jit_said", False)  # "running eager" once a model, not at every fit of a loop
+    chosen = bool(backend.current().jit_compile("auto", steps=int(steps), kind=model_kind(model), say=not said))
+    model.dl1_jit_said = True
     if chosen != bool(model.jit_compile):
         model.jit_compile = chosen
         model.train_function = None
