@@ -198,12 +198,18 @@ def test_changing_trainable_compiles_once_per_change():
 
 @pytest.mark.slow
 def test_a_failing_compile_trains_eager_with_one_warning(capsys, monkeypatch):
+    import torch._functorch.config
     import torch._inductor.compile_fx as compile_fx
+    import torch._inductor.config
 
     def broken(*args, **kwargs):
         raise RuntimeError("no compiler here")
 
     monkeypatch.setattr(compile_fx, "compile_fx", broken)
+    # the same graphs compiled by another test would come from the caches without calling the compiler
+    monkeypatch.setattr(torch._inductor.config, "fx_graph_cache", False)
+    monkeypatch.setattr(torch._functorch.config, "enable_autograd_cache", False)
+    torch._dynamo.reset()
     x, y = data(100)
     model = tiny(jit_compile=True)
     history = model.fit(x, y, batch_size=25, epochs=3, shuffle=False, verbose=0)
