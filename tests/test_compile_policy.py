@@ -197,6 +197,32 @@ def test_changing_trainable_compiles_once_per_change():
 
 
 @pytest.mark.slow
+def test_a_stateful_lstm_compiles_once_and_agrees_with_eager():
+    """Lesson 6's stateful RNN (dl1's LSTM, state carried from batch to batch, reset every epoch): the compiled
+    step compiles in the first epoch only and trains to nearly the same losses as eager."""
+    from dl1.nn.layers import LSTM
+
+    rng = np.random.default_rng(2)
+    x = rng.random((64, 5, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[rng.integers(0, 2, 64)]
+    losses = {}
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = Sequential([keras.Input((5, 3), batch_size=8), LSTM(8, stateful=True),
+                            keras.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy", jit_compile=jit)
+        losses[jit], counts = [], []
+        for _ in range(3):
+            losses[jit] += model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history["loss"]
+            model.reset_states()
+            counts.append(graphs())
+        assert counts[0] == counts[-1]
+    # within 2e-3 here, not LOSS_RTOL: the compiled LSTM's epoch losses differ from eager by ~8e-4 (relative)
+    # from the first epoch on; whether that is only the fused recurrence's rounding is not established
+    np.testing.assert_allclose(losses[True], losses[False], rtol=2e-3)
+
+
+@pytest.mark.slow
 def test_a_failing_compile_trains_eager_with_one_warning(capsys, monkeypatch):
     import torch._functorch.config
     import torch._inductor.compile_fx as compile_fx
