@@ -134,7 +134,7 @@ def test_backend_and_variable_spellings_set_the_live_rate():
     opt = Adam(lr=0.002, epsilon=1e-4)
     assert float(opt.learning_rate) == pytest.approx(0.002) and opt.epsilon == pytest.approx(1e-4)
     assert K.int_shape(x) == (8, 3) and float(K.mean(np.ones(3))) == 1.0
-    assert K.image_dim_ordering() == "tf"
+    assert K.image_dim_ordering() == "tf" and K.variable(np.ones(2)).get_value().tolist() == [1.0, 1.0]
 
 
 def test_layer_shapes_and_functional_model_from_keras_models():
@@ -155,3 +155,24 @@ def test_layer_shapes_and_functional_model_from_keras_models():
     assert preds.shape == (3,)
     with pytest.raises(AttributeError):
         _ = Dense(3).output_shape  # in no model yet: no shape, as in Keras 1
+
+
+def test_what_the_readme_says_utils_gives_it_gives():
+    """Every plain name the README's two paragraphs on ``from utils import *`` list (``The library``, ``Library
+    support by lesson``; modules named in full, such as ``dl1.data.boxes``, are not in it) is in the namespace."""
+    import re
+
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    start = text.index("`from utils import *` gives the notebooks what it gave in 2017")
+    paragraphs = [text[start:text.index("\n\n", start)]]
+    start = text.index("Library support by lesson")
+    paragraphs.append(text[start:text.index("\n\n", start)])
+    names = {m.group(1) for p in paragraphs for m in re.finditer(r"`([A-Za-z_][A-Za-z0-9_]*)[`(/]", p)}
+    names -= {"utils", "dl1"}  # `from utils import *` itself; `dl1 prepare ...` is a command
+    assert {"Resnet50", "Vgg16BN", "get_batches", "write_submission", "MixIterator", "K"} <= names
+    namespace = {}
+    exec("from utils import *", namespace)
+    assert sorted(names - set(namespace)) == []
+    from dl1.models.backbones import Resnet50
+
+    assert namespace["Resnet50"] is Resnet50
