@@ -6,12 +6,14 @@ is the same set). The cells are the course's text in Python 3, with only these c
 IPython lines (``%matplotlib inline``, ``??vgg.finetune``) are left out as IPython would run them, and
 ``reload(...)`` (a Python 2 builtin) is dropped; one stand-in cell after the imports makes ``get_batches`` and
 ``get_data`` read 64-pixel images, and ``Vgg16()``, ``Vgg16BN()`` and ``vgg_ft(2)`` are given the 64-pixel
-stand-in weights (the course: 224 pixels and the ImageNet file, which is out of reach here). Cells that need
-what no longer exists (bcolz, Theano) are not typed: ``utils`` gives ``save_array``/``load_array``.
+stand-in weights (the course: 224 pixels and the ImageNet file, which is out of reach here); mnist's
+``mnist.load_data()`` (a download) is replaced by scikit-learn's digits. Cells that need what no longer exists
+(bcolz, Theano) are not typed: ``utils`` gives ``save_array``/``load_array``.
 """
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -49,17 +51,17 @@ CALLS = {"Vgg16()": "Vgg16(weights=WEIGHTS, size=64)", "Vgg16BN()": "Vgg16BN(siz
 def _prepare(cell):
     lines = [line for line in textwrap.dedent(cell).strip("\n").splitlines()
              if not line.lstrip().startswith(("%", "??"))]
-    code = "\n".join(lines).replace("import utils; reload(utils)", "import utils")
+    code = re.sub(r"; reload\(\w+\)", "", "\n".join(lines))
     for call, stand_in in CALLS.items():
         code = code.replace(call, stand_in)
     return code
 
 
-def _replay(cwd, cells, report, weights, after_imports):
-    """Run ``cells`` (a stand-in cell inserted after the first ``after_imports`` of them); returns ``report``
+def _replay(cwd, cells, report, weights, after_imports, stand_in=STAND_IN):
+    """Run ``cells`` (``stand_in`` inserted after the first ``after_imports`` of them); returns ``report``
     (name -> expression) evaluated at the end, or fails naming the 2017 cell that did not run."""
     code = [_prepare(c) for c in cells]
-    code.insert(after_imports, STAND_IN.format(weights=str(weights)))
+    code.insert(after_imports, stand_in.format(weights=str(weights)))
     spec = cwd / "replay.json"
     spec.write_text(json.dumps([code, report]))
     out = subprocess.run([sys.executable, "-c", RUNNER, str(spec)], capture_output=True, text=True, cwd=cwd,
@@ -280,6 +282,7 @@ def lesson2(dogscats, standin_weights):
         "scores": "scores", "files": "sorted(os.listdir(model_path))"}, standin_weights, after_imports=2)
 
 
+@pytest.mark.slow
 def test_lesson2_vgg_features_and_fine_tuning_cells(lesson2):
     """The lesson 2 cells from the VGG features to the last fine-tuning: ``vgg.model.pop()``, frozen layers,
     ``Dense(2, activation='softmax')``, ``RMSprop(lr=0.1)``, ``fit_generator(batches, samples_per_epoch=,
@@ -449,6 +452,7 @@ LESSON3 = [
 ]
 
 
+@pytest.mark.slow
 def test_lesson3_cells_conv_features_dense_heads_and_vgg16bn(lesson2, dogscats, standin_weights):
     """Lesson 3 after lesson 2 (its ``finetune3.h5``): the convolutional/dense split with ``type(layer) is
     Convolution2D``, ``predict_generator(batches, batches.nb_sample)``, dense heads built on
@@ -465,3 +469,154 @@ def test_lesson3_cells_conv_features_dense_heads_and_vgg16bn(lesson2, dogscats, 
     assert result["bn_out"] == [None, 2] and result["final_out"] == [None, 2]
     assert result["bn_types"].count("BatchNormalization") == 2 and result["bn_types"][-1] == "Dense"
     assert result["final_lr"] == pytest.approx(0.001) and result["bn_face"] is True
+
+
+MNIST = [
+    """
+    import utils; reload(utils)
+    from utils import *
+    from __future__ import division, print_function
+    """,
+    "batch_size=64",
+    # the stand-in for `from keras.datasets import mnist; mnist.load_data()` (a download): scikit-learn's
+    # digits at 28 pixels, split as the course's arrays are
+    """
+    from sklearn.model_selection import train_test_split
+    images, labels, _ = load_digits(None)
+    X_train, X_test, y_train, y_test = train_test_split(images.astype(np.uint8), labels, test_size=1/6,
+                                                        random_state=0)
+    """,
+    """
+    X_test = np.expand_dims(X_test,1)
+    X_train = np.expand_dims(X_train,1)
+    """,
+    "X_train.shape",
+    "y_train[:5]",
+    """
+    y_train = onehot(y_train)
+    y_test = onehot(y_test)
+    """,
+    """
+    mean_px = X_train.mean().astype(np.float32)
+    std_px = X_train.std().astype(np.float32)
+    """,
+    "def norm_input(x): return (x-mean_px)/std_px",
+    """
+    def get_lin_model():
+        model = Sequential([
+            Lambda(norm_input, input_shape=(1,28,28)),
+            Flatten(),
+            Dense(10, activation='softmax')
+            ])
+        model.compile(Adam(), loss='categorical_crossentropy', metrics=['accuracy'])
+        return model
+    """,
+    "lm = get_lin_model()",
+    """
+    gen = image.ImageDataGenerator()
+    batches = gen.flow(X_train, y_train, batch_size=64)
+    test_batches = gen.flow(X_test, y_test, batch_size=64)
+    """,
+    """
+    lm.fit_generator(batches, batches.N, nb_epoch=1,
+                        validation_data=test_batches, nb_val_samples=test_batches.N)
+    """,
+    "lm.optimizer.lr=0.1",
+    """
+    lm.fit_generator(batches, batches.N, nb_epoch=1,
+                        validation_data=test_batches, nb_val_samples=test_batches.N)
+    """,
+    "lm.optimizer.lr=0.01",
+    """
+    lm.fit_generator(batches, batches.N, nb_epoch=4,
+                        validation_data=test_batches, nb_val_samples=test_batches.N)
+    """,
+    """
+    def get_fc_model():
+        model = Sequential([
+            Lambda(norm_input, input_shape=(1,28,28)),
+            Flatten(),
+            Dense(512, activation='softmax'),
+            Dense(10, activation='softmax')
+            ])
+        model.compile(Adam(), loss='categorical_crossentropy', metrics=['accuracy'])
+        return model
+    """,
+    "fc = get_fc_model()",
+    """
+    fc.fit_generator(batches, batches.N, nb_epoch=1,
+                        validation_data=test_batches, nb_val_samples=test_batches.N)
+    """,
+    "fc.optimizer.lr=0.1",
+]
+
+
+def test_mnist_linear_and_dense_model_cells(dogscats):
+    """The mnist notebook's linear and one-hidden-layer models (their ``(1, 28, 28)`` input is only flattened,
+    so the 2017 channel order does no harm): ``fit_generator(batches, batches.N, nb_epoch=,
+    nb_val_samples=)`` and ``optimizer.lr=`` (which takes effect here)."""
+    result = _replay(dogscats, MNIST, {
+        "accuracy": "lm.evaluate(X_test, y_test, verbose=0)[1]", "lm_lr": "float(lm.optimizer.learning_rate)",
+        "fc_lr": "float(fc.optimizer.learning_rate)", "shape": "X_train.shape"}, None, after_imports=1)
+    assert result["shape"] == [1497, 1, 28, 28]
+    assert result["accuracy"] > 0.85  # 8x8 digits enlarged: a linear model does well on them
+    assert result["lm_lr"] == pytest.approx(0.01) and result["fc_lr"] == pytest.approx(0.1)
+
+
+LESSON1 = [
+    """
+    # path = "data/dogscats/"
+    path = "data/dogscats/sample/"
+    """,
+    """
+    from __future__ import division,print_function
+
+    import os, json
+    from glob import glob
+    import numpy as np
+    np.set_printoptions(precision=4, linewidth=100)
+    from matplotlib import pyplot as plt
+    """,
+    """
+    import utils; reload(utils)
+    from utils import plots
+    """,
+    """
+    # As large as you can, but no larger than 64 is recommended.
+    # If you have an older or cheaper GPU, you'll run out of memory, so will have to decrease this.
+    batch_size=64
+    """,
+    """
+    # Import our class, and instantiate
+    import vgg16; reload(vgg16)
+    from vgg16 import Vgg16
+    """,
+    """
+    vgg = Vgg16()
+    # Grab a few images at a time for training and validation.
+    # NB: They must be in subdirectories named based on their category
+    batches = vgg.get_batches(path+'train', batch_size=batch_size)
+    val_batches = vgg.get_batches(path+'valid', batch_size=batch_size*2)
+    vgg.finetune(batches)
+    vgg.fit(batches, val_batches, nb_epoch=1)
+    """,
+    "classes_after = vgg.classes",
+    "vgg = Vgg16()",
+    "batches = vgg.get_batches(path+'train', batch_size=4)",
+    "imgs,labels = next(batches)",
+    "plots(imgs, titles=labels)",
+    "vgg.predict(imgs, True)",
+    "vgg.classes[:4]",
+]
+
+
+@pytest.mark.slow
+def test_lesson1_vgg16_cells(dogscats, standin_weights):
+    """Lesson 1 as typed: ``vgg16``'s ``Vgg16``, ``get_batches``, ``finetune`` and ``fit(..., nb_epoch=1)``,
+    then ``predict(imgs, True)`` on a batch."""
+    result = _replay(dogscats, LESSON1, {
+        "classes_after": "classes_after", "n_classes": "len(vgg.classes)", "imgs": "imgs.shape",
+        "predicted": "[len(v) for v in vgg.predict(imgs, True)]"}, standin_weights, after_imports=5,
+        stand_in="WEIGHTS = {weights!r}")
+    assert result["classes_after"] == ["cats", "dogs"] and result["n_classes"] == 1000
+    assert result["imgs"] == [4, 64, 64, 3] and result["predicted"] == [4, 4, 4]
