@@ -155,6 +155,11 @@ def test_layer_shapes_and_functional_model_from_keras_models():
     assert preds.shape == (3,)
     with pytest.raises(AttributeError):
         _ = Dense(3).output_shape  # in no model yet: no shape, as in Keras 1
+    # a layer that sets the attribute itself keeps it (Keras' TorchModuleWrapper(module, output_shape=) does)
+    import torch
+
+    wrapper = keras.layers.TorchModuleWrapper(torch.nn.Linear(4, 3), output_shape=(None, 3))
+    assert wrapper.output_shape == (None, 3)
 
 
 def test_what_the_readme_says_utils_gives_it_gives():

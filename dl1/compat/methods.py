@@ -118,8 +118,13 @@ def _keras_model_new(original):
 
 def _layer_shape(which):
     """The Keras 1 ``layer.input_shape``/``output_shape``: the shape of the layer's first call in a model
-    (``(None, 28, 28, 64)``), a list for several tensors; an ``AttributeError`` before any call."""
+    (``(None, 28, 28, 64)``), a list for several tensors; an ``AttributeError`` before any call. A layer
+    that sets the attribute itself (Keras' ``TorchModuleWrapper`` does) keeps the value it set."""
+    own = f"_keras1_own_{which}_shape"
+
     def get(self):
+        if own in vars(self):
+            return vars(self)[own]
         try:
             tensors = getattr(self, which)
         except (AttributeError, ValueError):
@@ -127,7 +132,10 @@ def _layer_shape(which):
                                  "(add it to one, or call it on a tensor)") from None
         return keras.tree.map_structure(lambda t: tuple(t.shape), tensors)
 
-    return property(get, doc=f"The {which} shape of the layer's first call (Keras 1 ``{which}_shape``).")
+    def set_(self, value):
+        vars(self)[own] = value
+
+    return property(get, set_, doc=f"The {which} shape of the layer's first call (Keras 1 ``{which}_shape``).")
 
 
 def _sequential_add(original):
