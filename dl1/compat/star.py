@@ -86,6 +86,7 @@ from dl1.kaggle.submission import (
     validate_submission,
     write_submission,
 )
+from dl1.models.backbones import Resnet50
 from dl1.models.bn_calibrate import calibrate_bn
 from dl1.models.collab import bias_model, create_bias, dot_model, embedding_input, neural_model
 from dl1.models.ensemble import Ensemble, load_ensemble

@@ -31,6 +31,7 @@ from dl1.io.atomic import atomic_path, remove_stale_temps, write_text
 from dl1.io.errors import DataError
 from dl1.io.log import note, warn
 from dl1.io.pools import decode_pool
+from dl1.io.unpack import check_limits
 
 RECORD = ".dl1-prepare.json"
 DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
@@ -66,6 +67,12 @@ def _safe_members(zf, dest):
     return zf.infolist()
 
 
+def _check_limits(zip_path, infos, dest):
+    """Refuse, in ``dl1.io.unpack``'s one line, members over its limits (file count, unpacked size and ratio,
+    ``DL1_UNPACK_MAX_*``) or larger than the free space at ``dest``, before anything is extracted."""
+    check_limits(zip_path, {i.filename: i.file_size for i in infos if not i.is_dir()}, dest)
+
+
 def _open_zip(path):
     try:
         return zipfile.ZipFile(path)
@@ -84,6 +91,7 @@ def _extract_folder(zip_path, folder_name, dest_root, progress):
     shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a killed run: the zip is still there
     with _open_zip(zip_path) as zf:
         members = _safe_members(zf, tmp)
+        _check_limits(zip_path, members, dest_root)
         try:
             for info in tqdm(members, desc=f"Extracting {os.path.basename(zip_path)}", unit="file",
                              disable=not progress):
@@ -116,6 +124,7 @@ def _extract_bundle_folder(zip_path, folder, members, dest_root, progress):
     shutil.rmtree(tmp, ignore_errors=True)
     with _open_zip(zip_path) as zf:
         _safe_members(zf, tmp)
+        _check_limits(zip_path, members, dest_root)
         try:
             for info in tqdm(members, desc=f"Extracting {folder}/ from {os.path.basename(zip_path)}",
                              unit="file", disable=not progress):
@@ -144,6 +153,7 @@ def extract_zips(path, progress=True):
                 base = os.path.basename(info.filename)
                 if base.lower() in inner_zips | set(LOOSE_FILES) and info.filename.count("/") == 0 \
                         and not os.path.exists(os.path.join(path, base)):
+                    _check_limits(full, [info], path)
                     _copy_member(zf, info.filename, os.path.join(path, base))
                     done.append(base)
         for folder in _BUNDLE_FOLDERS:
@@ -166,6 +176,7 @@ def extract_zips(path, progress=True):
                 member = next((n for n in zf.namelist() if os.path.basename(n) == name), None)
                 if member is None:
                     raise DataError(f"{zpath} does not hold {name}")
+                _check_limits(zpath, [zf.getinfo(member)], path)
                 _copy_member(zf, member, target)
             done.append(name + ".zip")
     return done

@@ -145,11 +145,22 @@ def _explain(output, args):
 
 
 def _state(directory):
+    """What ``DIR/.dl1-kaggle.json`` remembers (``{}`` when there is none); a file that is not what
+    ``download`` writes (``{"competition": slug, "files": [names]}``) is refused in one line."""
+    path = os.path.join(directory, STATE_FILE)
     try:
-        with open(os.path.join(directory, STATE_FILE), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as e:
+        state = e
+    if not (isinstance(state, dict) and isinstance(state.get("competition"), str)
+            and isinstance(state.get("files", []), list)
+            and all(isinstance(name, str) for name in state.get("files", []))):
+        raise KaggleError(f"{path} is damaged (want {{\"competition\": SLUG, \"files\": [...]}}, as dl1 kaggle "
+                          f"download writes it); delete it and name the competition with --competition SLUG")
+    return state
 
 
 def remembered_competition(directory):
@@ -192,8 +203,13 @@ def download(directory, competition=None, file_name=None, force=False):
     """Download a competition's files into ``directory``; returns the file names now there."""
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
-    competition = resolve_competition(directory, competition)
-    state = _state(directory)
+    try:
+        state = _state(directory)
+    except KaggleError:
+        if competition is None:
+            raise
+        state = {}  # rewritten below for the competition named
+    competition = competition or state.get("competition") or DEFAULT_COMPETITION
     if not force and state.get("competition") == competition and state.get("files") and \
             all(os.path.exists(os.path.join(directory, f)) for f in state["files"]):
         note("already downloaded: %s (use --force to download again)", ", ".join(state["files"]))

@@ -483,6 +483,7 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
     classes = record.classes
     clip = clip_value(clip, results)
     out = output or results.file(Results.SUBMISSION)
+    test = test_folder(directory, sample)
     if len(classes) == 2:
         positive = positive or classes[1]
         if positive not in classes:
@@ -490,9 +491,8 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
         df = binary_submission(preds, filenames, clip=clip, column=classes.index(positive))
         what = f"label = P({positive})"
     else:
-        df = multiclass_submission(preds, filenames, classes, clip=clip)
+        df = multiclass_submission(preds, filenames, classes, clip=clip, expected=test)
         what = "one column per class"
-    test = test_folder(directory, sample)
     write_submission(df, out, expected=test)
     print(f"Wrote {out}: {len(df)} rows, {what}, valid for {test}")
     if upload:
