@@ -77,7 +77,7 @@ def _open_zip(path):
 def _extract_folder(zip_path, folder_name, dest_root, progress):
     """Extract ``zip_path`` (holding ``folder_name/...`` or loose files) to ``dest_root/folder_name``
     via a temporary folder renamed at the end, so a killed extraction is simply redone."""
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     final = os.path.join(dest_root, folder_name)
     tmp = os.path.join(dest_root, f".dl1-extract-{folder_name}")
@@ -110,7 +110,7 @@ def _copy_member(zf, name, target):
 
 def _extract_bundle_folder(zip_path, folder, members, dest_root, progress):
     """Extract the ``folder/...`` members of a bundle zip via a temporary folder renamed at the end."""
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     tmp = os.path.join(dest_root, f".dl1-extract-{folder}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -456,7 +456,7 @@ def prepare_data(path, valid=None, sample_train=200, sample_valid=50, seed=0,
     column ``subject``, the driver; ``group_image_column`` names the image column, ``img``). ``valid`` is
     then the least number of validation images.
     """
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -546,7 +546,7 @@ def prepare_data(path, valid=None, sample_train=200, sample_valid=50, seed=0,
 
 
 def _move_test_images(path, report, progress):
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     test = os.path.join(path, "test")
     if not os.path.isdir(test):
@@ -598,7 +598,8 @@ def split_sizes(path, valid=COURSE_VALID, sample_train=200, sample_valid=50, lab
 
 def _sizes(paths, progress, what):
     from PIL import Image
-    from tqdm.auto import tqdm
+
+    from dl1.io.console import tqdm
 
     def size(p):
         try:

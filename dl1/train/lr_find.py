@@ -211,8 +211,7 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, False
     ratio = end_lr / start_lr
-    from tqdm.auto import tqdm
-
+    from dl1.io.console import tqdm
     from dl1.io.pools import prefetch_pool
 
     bar = tqdm(total=num_steps, desc="lr_find", unit="step", disable=not verbose)
