@@ -19,7 +19,9 @@ Each option is declared once: ``finetune`` and ``lr-find`` take the fields of ``
 RunConfig`` (generated from their declarations), the other subcommands declare theirs below. Every number is
 checked when the arguments are read (a ``ConfigError``: one line naming the option and the value, nothing
 written). Errors caused by input (missing folders, unreadable files, missing weights or credentials) are
-printed as one line; ``DL1_DEBUG=1`` shows the traceback of anything else.
+printed as one line; ``DL1_DEBUG=1`` shows the traceback of anything else. The exit code says which kind of
+failure it was, the same in every subcommand (``EXIT_CODES``): 1 data or environment, 2 usage, 3 internal
+error, 130 interrupted.
 """
 
 import argparse
@@ -267,8 +269,10 @@ def build_parser():
                     help="learning-rate range test: results/lr_find.png and a suggested rate",
                     description="Train briefly with a learning rate growing exponentially, stop when the "
                                 "loss diverges, put the weights back; plot loss against rate (log scale) "
-                                "to DIR/results/lr_find.png and print a suggested --lr for finetune. The "
-                                "head alone runs on cached frozen-layer features (seconds).")
+                                "to DIR/results/lr_find.png and print a suggested --lr for finetune "
+                                "(--suggest: fastai's valley rule, or minimum/10); no suggestion and exit 1 "
+                                "when the loss never fell. The head alone runs on cached frozen-layer "
+                                "features (seconds).")
     s.add_argument("dir")
     _run_options(s, LR_FIND)
 

@@ -29,7 +29,7 @@ import numpy as np
 from dl1.data.images import header_problem, is_hidden_or_junk, is_image_name, natural_key
 from dl1.io.atomic import atomic_path, remove_stale_temps, write_text
 from dl1.io.errors import DataError
-from dl1.io.log import note, warn
+from dl1.io.log import examples, note, warn, warn_files
 from dl1.io.pools import decode_pool
 
 RECORD = ".dl1-prepare.json"
@@ -350,9 +350,8 @@ def read_groups(csv_path, group_column, image_column="img", class_column="classn
     return groups
 
 
-def _short(items, limit=5):
-    items = list(items)
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _short(items):
+    return examples(items)
 
 
 def _choose_by_group(good, groups, valid, seed):
@@ -611,10 +610,10 @@ def _sizes(paths, progress, what):
                      disable=not progress))
 
 
-def check_test_sizes(path, progress=False, limit=5):
-    """Name each test image whose size (width x height) no training image has: one line per file (the
-    first ``limit``, then a count). They are resized like the others, but the model never saw such
-    images (a different camera, or a mix-up of folders). Returns the list of (file, size)."""
+def check_test_sizes(path, progress=False, limit=3):
+    """The test images whose size (width x height) no training image has, in one warning line: their
+    count and the first ``limit``. They are resized like the others, but the model never saw such images
+    (a different camera, or a mix-up of folders). Returns the list of (file, size)."""
     train_paths = [os.path.join(root, f) for split in ("train", "valid")
                    for root, _, files in os.walk(os.path.join(path, split)) for f in files if is_image_name(f)]
     test_paths = [os.path.join(root, f) for root, _, files in os.walk(os.path.join(path, "test"))
@@ -625,10 +624,6 @@ def check_test_sizes(path, progress=False, limit=5):
     odd = [(p, s) for p, s in zip(test_paths, _sizes(test_paths, progress, "Reading test sizes"), strict=True)
            if s and s not in known]
     shown = ", ".join(f"{w}x{h}" for w, h in sorted(known)[:4]) + (" ..." if len(known) > 4 else "")
-    for p, (w, h) in sorted(odd)[:limit]:
-        warn(f"{p}: test image of size {w}x{h}, which no training image has ({shown}); it is resized "
-             "like the others")
-    if len(odd) > limit:
-        warn(f"... and {len(odd) - limit} more test image(s) in {os.path.join(path, 'test')} of sizes no "
-             "training image has")
+    warn_files(f"{{count}} test image(s) in {os.path.join(path, 'test')} of a size which no training image has "
+               f"({shown}), resized like the others", [f"{p} ({w}x{h})" for p, (w, h) in sorted(odd)], limit)
     return odd

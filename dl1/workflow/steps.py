@@ -12,7 +12,7 @@ from dl1.inspect.losses import Interpretation, format_most_confused, write_most_
 from dl1.inspect.predictions import plot_log_loss, save_inspection
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error, SubmissionError
-from dl1.io.log import note
+from dl1.io.log import examples, note
 from dl1.kaggle.cli import (
     KaggleError,
     credentials_help,
@@ -76,7 +76,7 @@ def prepare(directory, **options):
     report = prepare_data(directory, **options)
     if report.unreadable:
         print(f"Set aside {len(report.unreadable)} unreadable image(s) under "
-              f"{os.path.join(directory, 'unreadable')}: {', '.join(report.unreadable[:5])}")
+              f"{os.path.join(directory, 'unreadable')}: {examples(report.unreadable)}")
     print(report.summary())
     return report
 
