@@ -6,6 +6,7 @@ import csv
 import math
 import shutil
 
+import numpy as np
 import pytest
 
 from dl1.cli import main
@@ -109,3 +110,18 @@ def test_plot_history_without_a_record_is_one_line(tmp_path):
         plot_history(str(tmp_path))
     assert str(e.value) == (f"no training history in {tmp_path / 'history.csv'}: train with fit(), "
                             "fit_one_cycle(), fine_tune() or 'dl1 finetune' first")
+
+
+def test_a_history_that_cannot_be_written_does_not_stop_training(tmp_path, caplog):
+    import keras
+
+    from dl1.train.history import HistoryRecorder
+
+    (tmp_path / "file").write_text("not a folder")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    recorder = HistoryRecorder(tmp_path / "file" / "results")
+    with caplog.at_level("WARNING", logger="dl1"):
+        model.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), epochs=2, verbose=0, callbacks=[recorder])
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and warned[0].startswith(f"cannot write the training history in {tmp_path / 'file'}")

@@ -17,6 +17,7 @@ import time
 import keras
 
 from dl1.io.atomic import atomic_path, write_text
+from dl1.io.log import warn
 
 FILE_NAME = "history.csv"
 CURVES_NAME = "training_curves.png"
@@ -132,5 +133,10 @@ class HistoryRecorder(keras.callbacks.Callback):
         if not self.main:
             return
         seconds = time.time() - self.started if self.started is not None else math.nan
-        append_epoch(self.results_dir, self.phase, logs, _learning_rate(self.model), seconds)
-        draw_curves(read_history(self.results_dir), os.path.join(self.results_dir, CURVES_NAME))
+        try:
+            append_epoch(self.results_dir, self.phase, logs, _learning_rate(self.model), seconds)
+            draw_curves(read_history(self.results_dir), os.path.join(self.results_dir, CURVES_NAME))
+        except OSError as e:  # a read-only or full disk costs the record, not the training run
+            warn("cannot write the training history in %s (%s); training goes on without it", self.results_dir,
+                 e.strerror or e)
+            self.main = False
