@@ -200,8 +200,8 @@ class ImageClassifier:
         if history == "auto":
             root = data_folder(batches)
             history = os.path.join(root, "results") if root else None
-        if history:
-            callbacks.append(HistoryRecorder(history, phase, main=distributed.is_main()))
+        if history:  # first: the record and the checkpoint written after it stay close together at epoch end
+            callbacks.insert(0, HistoryRecorder(history, phase, main=distributed.is_main()))
         return callbacks
 
     def fit(self, batches, val_batches, nb_epoch=1, epochs=None, history="auto", callbacks=None, **kwargs):
