@@ -126,7 +126,7 @@ def test_folder_problems_stop_with_one_line(tmp_path, course_data, capsys, break
     for split in ("train", "valid"):
         shutil.copytree(course_data / split, d / split)
     break_it(d)
-    assert main(["finetune", str(d), "--weights", "none", "--size", "32", "--verbose", "0"]) == 2
+    assert main(["finetune", str(d), "--weights", "none", "--size", "32", "--verbose", "0"]) == 1
     err = capsys.readouterr().err
     assert message.format(d=d) in err and err.count("\n") == 1
 

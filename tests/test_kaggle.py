@@ -70,7 +70,7 @@ def test_the_real_cli_without_credentials_gets_our_one_line_message(no_credentia
     from dl1.cli import main
 
     monkeypatch.delenv("DL1_KAGGLE_CLI", raising=False)
-    assert main(["kaggle", "download", str(no_credentials / "d")]) == 2
+    assert main(["kaggle", "download", str(no_credentials / "d")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dl1: error: Kaggle credentials not found") and err.count("\n") == 1
 

@@ -18,6 +18,7 @@ import threading
 import zipfile
 
 from dl1.io.atomic import write_text
+from dl1.io.console import PlainLines, interactive
 from dl1.io.errors import DL1Error
 from dl1.io.log import note
 
@@ -82,15 +83,24 @@ def kaggle_command():
 
 def _pump(source, sink, tail, keep):
     """Copy ``source`` (a pipe) to ``sink`` (our stdout or stderr) chunk by chunk as it arrives, keeping its
-    last ``keep`` bytes in ``tail``: a progress bar redraws with carriage returns, not lines."""
+    last ``keep`` bytes in ``tail``: a progress bar redraws with carriage returns, not lines. When ``sink``
+    is not a terminal (a log file, a pipe) only whole lines go there, a redrawn line in its last state,
+    without colour codes (``PlainLines``)."""
     out = getattr(sink, "buffer", None)
-    while chunk := os.read(source.fileno(), 65536):
+    plain = None if interactive(sink) else PlainLines()
+
+    def write(data):
         if out is not None:
-            out.write(chunk)
+            out.write(data)
         else:
-            sink.write(chunk.decode("utf-8", "replace"))
+            sink.write(data.decode("utf-8", "replace"))
         sink.flush()
+
+    while chunk := os.read(source.fileno(), 65536):
+        write(chunk if plain is None else plain.feed(chunk))
         tail[:] = (tail + chunk)[-keep:]
+    if plain is not None:
+        write(plain.close())
 
 
 def _streamed(cmd, keep=65536):

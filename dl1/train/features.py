@@ -245,8 +245,7 @@ class FeatureCache:
         return out, ok
 
     def _compute(self, batches, todo, out, ok, partial):
-        from tqdm.auto import tqdm
-
+        from dl1.io.console import tqdm
         from dl1.io.pools import prefetch_pool
 
         what = f"{len(todo)} new or changed images" if partial else f"{len(todo)} images"

@@ -12,8 +12,15 @@ from dl1.inspect.losses import Interpretation, format_most_confused, write_most_
 from dl1.inspect.predictions import plot_log_loss, save_inspection
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error, SubmissionError
-from dl1.io.log import note
-from dl1.kaggle.cli import download, resolve_competition
+from dl1.io.log import examples, note
+from dl1.kaggle.cli import (
+    KaggleError,
+    credentials_help,
+    download,
+    find_credentials,
+    kaggle_command,
+    resolve_competition,
+)
 from dl1.kaggle.cli import submit as kaggle_submit
 from dl1.kaggle.submission import (
     best_clip,
@@ -32,8 +39,8 @@ from dl1.workflow.results import Results
 
 __all__ = ["DEFAULT_LABEL_REGEX", "app", "app_engine", "classify", "clip_value", "data_root", "export",
            "feature_cache", "finetune", "inspect", "kaggle_download", "load_trained", "lr_find", "need_dir",
-           "prediction_table", "predict", "prepare", "submit", "test_folder", "validate", "validation_examples",
-           "weights_arg"]
+           "prediction_table", "predict", "prepare", "show_history", "submit", "test_folder", "upload_check",
+           "validate", "validation_examples", "weights_arg"]
 
 
 def data_root(directory, sample=False):
@@ -69,7 +76,7 @@ def prepare(directory, **options):
     report = prepare_data(directory, **options)
     if report.unreadable:
         print(f"Set aside {len(report.unreadable)} unreadable image(s) under "
-              f"{os.path.join(directory, 'unreadable')}: {', '.join(report.unreadable[:5])}")
+              f"{os.path.join(directory, 'unreadable')}: {examples(report.unreadable)}")
     print(report.summary())
     return report
 
@@ -147,7 +154,7 @@ def finetune(directory, config=None, **settings):
         record.weights, record.epochs_done, record.val_accuracy = old.weights, old.epochs_done, old.val_accuracy
     start = time.time()
     common = {"cache": config.cache, "checkpoint": checkpoint, "checkpoint_every": config.checkpoint_every,
-              "verbose": config.verbose}
+              "verbose": config.verbose, "history": results.path}  # history.csv: one row per epoch
     keep = config.keep
     if config.unfreeze:
         history = _fine_tune(model, batches, val_batches, config, results, record, common)
@@ -190,15 +197,20 @@ def _fine_tune(model, batches, val_batches, config, results, record, common):
 def lr_find(directory, config=None, **settings):
     """The learning-rate range test on ``directory/train`` after ``finetune`` (the head alone, on cached
     features; ``unfreeze``: every layer), with the settings of ``config`` (a ``RunConfig``; keyword
-    ``settings`` change it); writes ``results/lr_find.png``. Returns the ``LRFinder``."""
+    ``settings`` change it); writes ``results/lr_find.png``. The same data and ``seed`` give the same
+    suggestion (rule ``suggest``); its ``suggestion`` is None when the loss never fell. Returns the
+    ``LRFinder``."""
     config = RunConfig.build(config, **settings)
     root = data_root(directory, config.sample)
     need_dir(os.path.join(root, "train"), "run 'dl1 prepare DIR' first")
     model_args = config.model_args()
     model_args["weights"] = weights_arg(config.weights)
+    import keras
+
     from dl1.models.classifier import build_classifier
 
     results = Results(root)
+    keras.utils.set_random_seed(config.seed)  # new heads' weights and dropout repeat from run to run
     model = build_classifier(config.arch, cache_dir=results.cache_dir, **model_args)
     batches = model.get_batches(os.path.join(root, "train"), batch_size=config.batch_size, seed=config.seed)
     model.finetune(batches)
@@ -207,7 +219,7 @@ def lr_find(directory, config=None, **settings):
     model.compile()
     return model.lr_find(batches, start_lr=config.start_lr, end_lr=config.end_lr, num_steps=config.num_steps,
                          fname=results.file(Results.LR_FIND_PNG), cache="auto" if config.cache else False,
-                         verbose=config.verbose)
+                         verbose=config.verbose, suggest=config.suggest, seed=config.seed)
 
 
 EXPORT_FORMATS = {"keras": (".keras", Results.EXPORT), "onnx": (".onnx", Results.EXPORT_ONNX)}
@@ -410,6 +422,7 @@ def inspect(directory, sample=False, n_view=4, seed=0):
     root = data_root(directory, sample)
     results = Results(root, create=False)
     record = results.read_model()
+    show_history(results)
     probs, filenames, labels = results.load(
         [Results.VALID_PREDS, Results.VALID_FILENAMES, Results.VALID_LABELS], "dl1 predict DIR")
     classes = record.classes
@@ -431,6 +444,30 @@ def inspect(directory, sample=False, n_view=4, seed=0):
           f"{scores[mx]:.4f} clipped at {mx} (best clip)")
     print("Wrote " + ", ".join(os.path.basename(w) for w in written) + f" in {results.path}")
     return written
+
+
+def show_history(results, last=5):
+    """Print the last ``last`` rows of ``results/history.csv`` and where the training curves are."""
+    from dl1.train.history import COLUMNS, CURVES_NAME, FILE_NAME, read_history
+
+    rows = read_history(results.path)
+    if not rows:
+        return rows
+    print(f"Training history ({len(rows)} epoch(s), {results.file(FILE_NAME)}; last {min(last, len(rows))}):")
+    table = [COLUMNS] + [[_shown(row[c]) for c in COLUMNS] for row in rows[-last:]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    for r in table:
+        print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    curves = results.file(CURVES_NAME)
+    if os.path.isfile(curves):
+        print(f"Training curves: {curves}")
+    return rows
+
+
+def _shown(value):
+    if isinstance(value, (str, int)):
+        return str(value)
+    return "-" if value != value else f"{value:.4g}"
 
 
 # ---- the feature cache -----------------------------------------------------------------------------------
@@ -465,9 +502,9 @@ def clip_value(value, results):
     try:
         number = float(text)
     except ValueError:
-        raise DL1Error(f"--clip must be a number, 'auto' or 'none', not {text!r}") from None
+        raise ConfigError(f"--clip must be a number, 'auto' or 'none', not {text!r}") from None
     if not 0.5 <= number <= 1.0:
-        raise DL1Error(f"--clip must be between 0.5 and 1 (probabilities go to [1-clip, clip]), not {number}")
+        raise ConfigError(f"--clip must be between 0.5 and 1 (probabilities go to [1-clip, clip]), not {number}")
     return number
 
 
@@ -476,6 +513,8 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
     """``results/submission.csv`` from the test predictions, validated against ``test/``; with ``upload``
     also sent to Kaggle (the competition of ``directory``). ``sample``: the predictions of the model
     trained with ``--sample`` (``DIR/sample/results``). Returns the file's path."""
+    if upload:  # before anything is read or written: a refused upload leaves no file behind
+        competition = upload_check(directory, message, competition)
     root = data_root(directory, sample)
     results = Results(root, create=False)
     record = results.read_model([os.path.join(root, "train"), os.path.join(root, "valid")])
@@ -487,7 +526,7 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
     if len(classes) == 2:
         positive = positive or classes[1]
         if positive not in classes:
-            raise DL1Error(f"--positive {positive} is not one of the classes {classes}")
+            raise ConfigError(f"--positive {positive} is not one of the classes {classes}")
         df = binary_submission(preds, filenames, clip=clip, column=classes.index(positive))
         what = f"label = P({positive})"
     else:
@@ -496,10 +535,19 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
     write_submission(df, out, expected=test)
     print(f"Wrote {out}: {len(df)} rows, {what}, valid for {test}")
     if upload:
-        if not message:
-            raise DL1Error("--upload needs a message: -m 'what you changed'")
-        print(kaggle_submit(out, message, resolve_competition(directory, competition)).strip())
+        print(kaggle_submit(out, message, competition).strip())
     return out
+
+
+def upload_check(directory, message, competition=None):
+    """Whether ``submit --upload`` can upload, asked before anything is written: a message (a usage error
+    without one), the kaggle command and credentials (``KaggleError``). Returns the competition."""
+    if not message:
+        raise ConfigError("--upload needs a message: -m 'what you changed'")
+    kaggle_command()
+    if not find_credentials():
+        raise KaggleError(credentials_help())
+    return resolve_competition(directory, competition)
 
 
 def validate(file, test=None):
