@@ -15,10 +15,19 @@ from dl1.io.arrays import load_array, save_array
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error
 from dl1.models.record import FILE_NAME as MODEL_FILE
-from dl1.models.record import ModelRecord
+from dl1.models.record import ModelRecord, check_classes
 from dl1.train.cachedir import cache_dir_for
 
 _EPOCH_FILE = re.compile(r"^ft(\d+)\.h5$")
+
+
+def class_folders(folder):
+    """The class sub-folders of ``folder`` in the order the batches number them (sorted; hidden aside)."""
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+    except OSError:
+        return []
+    return sorted(n for n in names if n != "__MACOSX")
 
 
 class Results:
@@ -86,7 +95,13 @@ class Results:
             if not required:
                 return None
             raise DL1Error(f"{self.model_file} is damaged ({e}); run 'dl1 finetune' again") from None
-        return ModelRecord.from_dict(data, source=self.model_file)
+        record = ModelRecord.from_dict(data, source=self.model_file)
+        for split in ("train", "valid"):  # the order the model's outputs follow: the class folders'
+            names = class_folders(os.path.join(self.root, split))
+            if names:
+                check_classes(record, names, self.model_file)
+                break
+        return record
 
     def _sample_hint(self, name, made):
         """When ``name`` is missing here but present in ``ROOT/sample/results``: how to use that one."""
