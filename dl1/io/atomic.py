@@ -79,9 +79,16 @@ def atomic_path(path, suffix="", needed=None, what=None):
 
 def write_bytes(path, data, what=None):
     """Write ``data`` to ``path`` atomically, after checking that its size fits on the disk."""
-    with atomic_path(path, needed=len(data), what=what) as tmp, open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
+    view = memoryview(data).cast("B")
+    with atomic_path(path, needed=len(view), what=what) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            done = 0
+            while done < len(view):  # plain system calls: a full disk is an OSError here, nothing else
+                done += os.write(fd, view[done:done + (64 << 20)])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_text(path, text, what=None):

@@ -54,11 +54,6 @@ def free_bytes(folder):
         return None
 
 
-def _needs(needed, what):
-    size = f"{human(needed)} " if needed else ""
-    return f"{what} needs {size}".rstrip() if what else (f"needs {size}".rstrip() if size else "")
-
-
 def check_free(folder, needed, what=None):
     """Raise ``DiskError`` when ``folder`` (or the nearest existing folder above it) has less than
     ``needed`` bytes (plus a small margin) free. ``what`` names the file for the message."""
@@ -66,7 +61,7 @@ def check_free(folder, needed, what=None):
         return
     free = free_bytes(folder)
     if free is not None and free < needed + MARGIN:
-        raise DiskError(f"not enough free space in {folder}: {_needs(needed, what or 'the file')}, "
+        raise DiskError(f"not enough free space in {folder}: {human(needed)} needed for {what or 'the file'}, "
                         f"{human(free)} free; free some space (or write elsewhere) and run again")
 
 
@@ -75,19 +70,25 @@ def disk_error(error, folder, needed=None, what=None):
     code = getattr(error, "errno", None)
     if code not in DISK_ERRNOS:
         return None
-    need = _needs(needed, what or "the file")
+    what = what or "the file"
+    size = human(needed) if needed else None
+    if code == errno.EFBIG:
+        return DiskError(f"cannot write {what} in {folder}{f' ({size})' if size else ''}: larger than this "
+                         "process may write (the file size limit, 'ulimit -f'); raise the limit and run again "
+                         "(the previous files are intact)")
     if code in FULL:
         free = free_bytes(folder)
-        left = f", {human(free)} free" if free is not None else ""
-        return DiskError(f"the disk is full: cannot write in {folder} ({need}{left}); free some space "
-                         "and run again (the previous files are intact)")
+        sizes = ", ".join(x for x in (f"{size} needed" if size else "",
+                                      f"{human(free)} free" if free is not None else "") if x)
+        return DiskError(f"the disk is full: cannot write {what} in {folder}{f' ({sizes})' if sizes else ''}; "
+                         "free some space and run again (the previous files are intact)")
     if code in READ_ONLY:
-        return DiskError(f"{folder} is on a read-only file system: cannot write {what or 'there'}"
-                         f"{f' ({human(needed)})' if needed else ''}; use a writable folder")
-    return DiskError(f"no permission to write in {folder} ({need}); fix its permissions or use another folder")
+        return DiskError(f"{folder} is on a read-only file system: cannot write {what}"
+                         f"{f' ({size})' if size else ''}; use a writable folder")
+    return DiskError(f"no permission to write {what} in {folder}: fix its permissions or use another folder")
 
 
-def unwritable_reason(folder, needed=None, what=None):
+def unwritable_reason(folder, needed=None, what=None, space=True):
     """A ``DiskError`` when ``folder`` cannot take a write now (full, read-only, no permission), else None:
     what a library that hides the OS error (blosc2, h5py) most likely met."""
     folder = existing_folder(folder)
@@ -98,7 +99,7 @@ def unwritable_reason(folder, needed=None, what=None):
         except (OSError, AttributeError):
             read_only = False
         return disk_error(OSError(errno.EROFS if read_only else errno.EACCES, ""), folder, needed, what)
-    free = free_bytes(folder)
+    free = free_bytes(folder) if space else None
     if free is not None and free < (needed or 0) + MARGIN:
         return disk_error(OSError(errno.ENOSPC, ""), folder, needed, what)
     return None

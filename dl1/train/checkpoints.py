@@ -23,7 +23,7 @@ import zipfile
 import keras
 import numpy as np
 
-from dl1.io.atomic import atomic_path
+from dl1.io.atomic import write_bytes
 from dl1.io.errors import DL1Error
 
 FORMAT = "dl1-checkpoint-1"
@@ -105,10 +105,7 @@ class Checkpoint:
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        data = buf.getbuffer()
-        with atomic_path(self.path, suffix=".npz", needed=len(data), what="the checkpoint") as tmp, \
-                open(tmp, "wb") as f:
-            f.write(data)
+        write_bytes(self.path, buf.getbuffer(), what=f"the checkpoint {os.path.basename(self.path)}")
 
     def _damaged(self, why):
         folder, name = os.path.split(self.path)

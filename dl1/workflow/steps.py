@@ -101,22 +101,33 @@ def prepare(directory, **options):
 
 
 # ---- finetune --------------------------------------------------------------------------------------------
-def _epoch_weights_saver(model, results, record, keep, offset=0):
+def _epoch_weights_saver(model, results, record, keep, offset=0, written=None):
     """A Keras callback that saves ``ft<epoch>.h5`` (1-based) and the model record after each epoch, and
-    keeps only the ``keep`` newest such files."""
+    keeps only the ``keep`` newest such files, deleting only files this run wrote (``written``, a list the
+    savers of one run share)."""
     import keras
+
+    written = [] if written is None else written
 
     class SaveEpochWeights(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             name = results.epoch_weights_name(offset + epoch + 1)
             model.model.save_weights(results.file(name))
+            written.append(results.file(name))
             record.weights, record.epochs_done = name, offset + epoch + 1
             record.val_accuracy = (logs or {}).get("val_accuracy")
             results.write_model(record)
-            for path in results.prune_epoch_weights(keep, protect=[results.file(name)]):
+            for path in results.prune_epoch_weights(keep, protect=[results.file(name)], own=written):
                 note("removed %s (--keep %d)", os.path.basename(path), keep)
 
     return SaveEpochWeights()
+
+
+def _nbytes(variables):
+    """Bytes of ``variables`` as a weights file stores them (float32)."""
+    import math
+
+    return sum(4 * math.prod(int(n) for n in v.shape) for v in variables)
 
 
 def _previous_record(results, restart):
@@ -160,6 +171,9 @@ def finetune(directory, config=None, **settings):
     val_batches = model.get_batches(os.path.join(root, "valid"), batch_size=config.batch_size * 2, shuffle=False)
     model.finetune(batches)
     model.compile(lr=config.lr)
+    if main:  # one epoch's weights file and a checkpoint must fit, or the run stops now rather than later
+        results.check_room(_nbytes(model.model.weights) + 3 * _nbytes(model.model.trainable_weights),
+                           "an epoch's weights and checkpoint")
     checkpoint = results.file(Results.CHECKPOINT)
     if config.restart and main:
         stale = [checkpoint] + [checkpoint[:-len(".npz")] + f"-{phase}.npz" for phase in ("head", "unfrozen")]
@@ -202,8 +216,9 @@ def _fine_tune(model, batches, val_batches, config, results, record, common):
     import keras
 
     keep = config.keep
-    savers = [_epoch_weights_saver(model, results, record, keep),
-              _epoch_weights_saver(model, results, record, keep, offset=config.freeze_epochs)]
+    written = []
+    savers = [_epoch_weights_saver(model, results, record, keep, written=written),
+              _epoch_weights_saver(model, results, record, keep, offset=config.freeze_epochs, written=written)]
 
     class PhaseSaver(keras.callbacks.Callback):  # head epochs (some layers frozen), then the unfrozen ones
         def on_epoch_end(self, epoch, logs=None):
@@ -302,7 +317,10 @@ def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tt
     root = data_root(directory, sample)
     test = test_folder(directory, sample)
     need_dir(test, "run 'dl1 prepare DIR' first")
-    model, results, _ = load_trained(root, weights)
+    model, results, record = load_trained(root, weights)
+    images = sum(len(files) for _, _, files in os.walk(test)) + sum(
+        len(files) for _, _, files in os.walk(os.path.join(root, "valid")))
+    results.check_room(images * (4 * len(record.classes) + 64), "the predictions")  # before the work
     batches, preds = model.test(test, batch_size=batch_size, tta=tta)
     path = results.save(Results.TEST_PREDS, preds)
     results.save(Results.TEST_FILENAMES, batches.filenames)
