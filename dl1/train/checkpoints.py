@@ -120,6 +120,8 @@ class Checkpoint:
         be read (damaged, truncated, foreign, another format) is a ``CheckpointError``."""
         if not os.path.exists(self.path):
             return None
+        if not zipfile.is_zipfile(self.path):  # np.load would take it for a pickle (and refuse it)
+            raise self._damaged("not a whole .npz archive: cut short or overwritten")
         try:
             with np.load(self.path, allow_pickle=False) as data:
                 if "meta" not in data.files:
