@@ -99,3 +99,19 @@ def test_two_finetunes_on_one_folder_and_keep_deletes_only_this_runs_files(tmp_p
     record = json.loads((results / "dl1-model.json").read_text())
     assert (record["weights"], record["epochs_done"]) == ("ft2.h5", 2)
     assert not (data / LOCK_NAME).exists()
+
+
+def test_on_a_full_disk_the_lock_still_holds_and_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "pwrite", full)  # the holder's record cannot be written
+    with folder_lock(tmp_path, "predict"):
+        proc = subprocess.run([sys.executable, "-c", HOLD, str(tmp_path), "finetune"], capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"dl1.io.errors.BusyError: {tmp_path} is in use by another dl1 command: wait for it to finish (or "
+            "stop it), then run again")
+    assert not (tmp_path / LOCK_NAME).exists()

@@ -69,8 +69,11 @@ def _acquire(folder, path, command):
             break
         os.close(fd)
     record = json.dumps({"pid": os.getpid(), "command": command, "started": time.time()}).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, record, 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, record, 0)
+    except OSError:  # a full disk: the lock holds all the same, a second run just cannot name its holder
+        pass
     return fd
 
 
