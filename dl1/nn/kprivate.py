@@ -189,7 +189,7 @@ def load_weights_any_name(path, load, suffix=".weights.h5", **kwargs):
 
 
 def weights_h5_bytes(model):
-    """The bytes of ``model.save_weights('x.weights.h5')``, built in memory (HDF5 on a ``BytesIO``), or None
+    """The bytes (a buffer) of ``model.save_weights('x.weights.h5')``, built in memory (HDF5 on a ``BytesIO``), or None
     on an unverified Keras. Writing them is then a plain file write, which a full disk turns into an
     ``OSError``: HDF5 writing a file itself can crash the process when the disk fills up."""
     if not verified():
@@ -205,7 +205,7 @@ def weights_h5_bytes(model):
                                visited_saveables=set())
     finally:
         store.close()
-    return buf.getvalue()
+    return buf.getbuffer()  # no copy: a 528 MB file is held once
 
 
 def keras3_last_dense_units(h5file):

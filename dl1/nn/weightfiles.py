@@ -120,7 +120,7 @@ def save_legacy_h5(model, path):
             g.attrs["weight_names"] = [n.encode("utf8") for n in names]
             for name, value in zip(names, layer.get_weights(), strict=True):
                 g.create_dataset(name, data=value)
-    write_bytes(path, buf.getvalue(), what=f"the weights {os.path.basename(path)}")
+    write_bytes(path, buf.getbuffer(), what=f"the weights {os.path.basename(path)}")
 
 
 # ---- what kind of file is this? ---------------------------------------------------------------------------
