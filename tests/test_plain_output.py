@@ -40,12 +40,22 @@ def test_keras_verbose_is_plain_when_not_a_terminal(capsys):
     assert keras_verbose(1) == 2 and keras_verbose(0) == 0 and keras_verbose(2) == 2  # pytest captures stdout
 
 
-def test_a_streamed_progress_bar_becomes_its_last_state():
-    plain = PlainLines()
-    chunks = [b"Downloading redux.zip to d\n", b"\r  0%|          | 0.00/10.0M", b"\r 50%|\x1b[32m#####\x1b[0m",
-              b"     | 5.00M/10.0M\r100%|##########| 10.0M/10.0M [00:01<00:00]\n", b"\r\x1b[1mdone\x1b[0m"]
-    written = b"".join(plain.feed(c) for c in chunks) + plain.close()
-    assert written == (b"Downloading redux.zip to d\n100%|##########| 10.0M/10.0M [00:01<00:00]\ndone\n")
+def test_a_streamed_progress_bar_becomes_plain_lines_every_ten_seconds():
+    """A redrawn bar: its first state at once, then one line per ten seconds at most, then its last state."""
+    now = [0.0]
+    plain = PlainLines(clock=lambda: now[0])
+    chunks = [(0, b"Downloading redux.zip to d\n"), (0, b"\r  0%|          | 0.00/10.0M"),
+              (4, b"\r 30%|\x1b[32m###\x1b[0m       | 3.00M/10.0M"),
+              (11, b"\r 50%|\x1b[32m#####\x1b[0m     | 5.00M/10.0M"), (12, b"\r 60%|######    | 6.00M/10.0M"),
+              (13, b"\r100%|##########| 10.0M/10.0M [00:13<00:00]\n"), (13, b"\r\x1b[1mdone\x1b[0m")]
+    written = b""
+    for t, c in chunks:
+        now[0] = t
+        written += plain.feed(c)
+    written += plain.close()
+    assert written == (b"Downloading redux.zip to d\n  0%|          | 0.00/10.0M\n 50%|#####     | 5.00M/10.0M\n"
+                       b"100%|##########| 10.0M/10.0M [00:13<00:00]\ndone\n")
+    assert b"\r" not in written and b"\x1b" not in written
 
 
 def test_the_kaggle_commands_output_reaches_a_pipe_as_plain_lines(capfd):
@@ -60,4 +70,4 @@ def test_the_kaggle_commands_output_reaches_a_pipe_as_plain_lines(capfd):
     code, tail = kaggle_cli._streamed([sys.executable, "-c", script])
     out, err = capfd.readouterr()
     assert code == 0 and "\r" in tail  # the tail keeps the raw output (for the error message)
-    assert out == "Downloading x.zip\n" and err == "100%|##########|\n"
+    assert out == "Downloading x.zip\n" and err == "  0%||\n100%|##########|\n"  # first and last state

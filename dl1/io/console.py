@@ -3,11 +3,13 @@ only where someone watches a terminal (or a notebook); a file or a pipe gets pla
 
 ``tqdm`` stands in for ``tqdm.auto.tqdm`` (off when standard error is not a terminal), ``keras_verbose`` turns
 Keras' ``verbose=1`` into ``verbose=2`` when standard output is not one, and ``PlainLines`` turns another
-program's streamed output (the kaggle command's progress bar) into its final lines without colour codes.
+program's streamed output (the kaggle command's progress bar) into whole lines without colour codes: a
+redrawn bar's first state, its state every ten seconds, its last state.
 """
 
 import re
 import sys
+import time
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -39,21 +41,40 @@ def tqdm(*args, **kwargs):
 
 
 class PlainLines:
-    """Bytes as a program streams them, back as whole lines: of a line redrawn with carriage returns only
-    its last state is kept, and colour codes are dropped. ``feed`` returns what can be written now,
-    ``close`` the rest."""
+    """Bytes as a program streams them, back as whole lines without colour codes: of a line redrawn with
+    carriage returns, its first state (so that a long download shows at once that it started), then its
+    state at most every ``interval`` seconds, then its last state, each as a line of its own. ``feed``
+    returns what can be written now, ``close`` the rest."""
 
-    def __init__(self):
+    def __init__(self, interval=10.0, clock=time.monotonic):
         self.pending = b""
+        self.interval = interval
+        self.clock = clock
+        self.shown = None  # (the redrawn line's state last written, when)
 
     def feed(self, chunk):
         self.pending += chunk
         *lines, self.pending = self.pending.split(b"\n")
-        return b"".join(self._plain(line) + b"\n" for line in lines)
+        out = b"".join(self._finish(line) for line in lines)
+        if b"\r" in self.pending:
+            state = self._plain(self.pending)
+            now = self.clock()
+            if state.strip() and (self.shown is None or now - self.shown[1] >= self.interval) and \
+                    (self.shown is None or state != self.shown[0]):
+                self.shown = (state, now)
+                out += state + b"\n"
+        return out
 
     def close(self):
         rest, self.pending = self.pending, b""
-        return self._plain(rest) + b"\n" if rest.strip(b"\r") else b""
+        return self._finish(rest) if rest.strip(b"\r") else b""
+
+    def _finish(self, line):
+        state = self._plain(line)
+        shown, self.shown = self.shown, None
+        if shown is not None and shown[0] == state:
+            return b""
+        return state + b"\n"
 
     @staticmethod
     def _plain(line):
