@@ -11,3 +11,12 @@ from dl1.backend import configure_backend
 __version__ = "0.2.0"
 
 BACKEND = configure_backend()
+
+def __getattr__(name):
+    """``dl1.plot_history`` (the training curves of a results folder), imported on first use: ``import dl1``
+    stays free of Keras and matplotlib."""
+    if name == "plot_history":
+        from dl1.inspect.history import plot_history
+
+        return plot_history
+    raise AttributeError(f"module 'dl1' has no attribute {name!r}")

@@ -19,7 +19,9 @@ Each option is declared once: ``finetune`` and ``lr-find`` take the fields of ``
 RunConfig`` (generated from their declarations), the other subcommands declare theirs below. Every number is
 checked when the arguments are read (a ``ConfigError``: one line naming the option and the value, nothing
 written). Errors caused by input (missing folders, unreadable files, missing weights or credentials) are
-printed as one line; ``DL1_DEBUG=1`` shows the traceback of anything else.
+printed as one line; ``DL1_DEBUG=1`` shows the traceback of anything else. The exit code says which kind of
+failure it was, the same in every subcommand (``EXIT_CODES``): 1 data or environment, 2 usage, 3 internal
+error, 130 interrupted.
 """
 
 import argparse
@@ -30,9 +32,19 @@ import sys
 from dl1.data import datasets
 from dl1.data.prepare import prepare_data
 from dl1.data.sample import write_sample
+from dl1.io import pools
 from dl1.io.errors import DL1Error
 from dl1.models import archs
-from dl1.models.config import FINETUNE, LR_FIND, RunConfig, at_least, checked, declared_options, flag_of
+from dl1.models.config import (
+    FINETUNE,
+    LR_FIND,
+    ConfigError,
+    RunConfig,
+    at_least,
+    checked,
+    declared_options,
+    flag_of,
+)
 from dl1.workflow import steps
 from dl1.workflow.demo import MIN_IMAGES, demo
 
@@ -81,8 +93,8 @@ def cmd_finetune(args):
 
 
 def cmd_lr_find(args):
-    steps.lr_find(args.dir, RunConfig.from_namespace(args))
-    return 0
+    found = steps.lr_find(args.dir, RunConfig.from_namespace(args))
+    return EXIT_OK if found.fell else EXIT_ERROR  # "loss never fell": no rate to suggest
 
 
 def cmd_export(args):
@@ -195,6 +207,7 @@ def check_arguments(args):
 def build_parser():
     p = argparse.ArgumentParser(prog="dl1", description="The fast.ai 2017 part 1 toolkit: the main job, "
                                 "step by step (each subcommand has --help).")
+    p.add_argument("--version", action="version", version=f"dl1 {version()}", help="print 'dl1 VERSION' and exit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     s = _subcommand(sub, "sample", cmd_sample,
@@ -257,8 +270,10 @@ def build_parser():
                     help="learning-rate range test: results/lr_find.png and a suggested rate",
                     description="Train briefly with a learning rate growing exponentially, stop when the "
                                 "loss diverges, put the weights back; plot loss against rate (log scale) "
-                                "to DIR/results/lr_find.png and print a suggested --lr for finetune. The "
-                                "head alone runs on cached frozen-layer features (seconds).")
+                                "to DIR/results/lr_find.png and print a suggested --lr for finetune "
+                                "(--suggest: fastai's valley rule, or minimum/10); no suggestion and exit 1 "
+                                "when the loss never fell. The head alone runs on cached frozen-layer "
+                                "features (seconds).")
     s.add_argument("dir")
     _run_options(s, LR_FIND)
 
@@ -399,30 +414,69 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+# ---- exit codes: the same for the same kind of failure in every subcommand ---------------------------------
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "bad data or environment: a missing folder or file, unreadable images, no weights or "
+                "credentials, an invalid submission ('dl1 validate')",
+    EXIT_USAGE: "usage: an unknown option, or a value out of range (checked before anything is read or written)",
+    EXIT_INTERNAL: "internal error: a bug in dl1 (one line; DL1_DEBUG=1 shows the traceback; please report it)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); a training run saved its checkpoint and resumes",
+}
+
+
+def version():
+    """The installed distribution's version (``importlib.metadata``), else the package's own."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("dl1")
+    except PackageNotFoundError:
+        from dl1 import __version__
+
+        return __version__
+
+
+def run(args):
+    """Run the parsed subcommand; returns its exit code (``EXIT_CODES``), printing one line on failure."""
     try:
         check_arguments(args)
         return args.func(args)
+    except ConfigError as e:  # a usage error: the option and the value
+        print(f"dl1: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except DL1Error as e:
         print(f"dl1: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt as e:
+        pools.cancel_pending()  # queued image work would otherwise run to the end before the process exits
         detail = f": {e}" if str(e) else ""
         print(f"\ndl1: interrupted{detail}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as e:
         if os.environ.get("DL1_DEBUG"):
             raise
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         print(f"dl1: error: {e.strerror or e}{where}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except Exception as e:  # a bug rather than bad input: one line, the traceback on request
         if os.environ.get("DL1_DEBUG"):
             raise
         print(f"dl1: internal error: {type(e).__name__}: {e} (run with DL1_DEBUG=1 for the traceback, "
               "and please report it)", file=sys.stderr)
-        return 3
+        return EXIT_INTERNAL
+
+
+def main(argv=None):
+    """``dl1 ARGS``: argparse's usage errors exit 2 (``SystemExit``), the rest returns ``run``'s code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("\ndl1: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -139,18 +139,18 @@ def test_a_file_named_explicitly_is_tried_whatever_its_name(trained, model, tmp_
                                                f"(not an image file (Pillow cannot identify it)), {bomb} ({too_big})")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["{d}", "{tmp}/nope.jpg", "{tmp}/gone"], "not found: {tmp}/nope.jpg, {tmp}/gone"),
-    (["{d}", "{tmp}/notes.txt"], "no readable image in {tmp}/notes.txt"),
-    (["{d}", "{d}/valid", "--tta", "0"], "--tta must be 1 or more, not 0"),
-    (["{d}", "{d}/valid", "--batch-size", "0"], "--batch-size must be 1 or more, not 0"),
-    (["{tmp}", "{d}/valid"], "no trained model in {tmp}/results: run 'dl1 finetune' first"),
-    (["{d}", "{d}/valid", "--weights", "{tmp}/ft9.h5"], "weights file not found: {tmp}/ft9.h5; run 'dl1 "
-                                                         "finetune' (or give --weights)"),
+@pytest.mark.parametrize("argv, code, message", [
+    (["{d}", "{tmp}/nope.jpg", "{tmp}/gone"], 1, "not found: {tmp}/nope.jpg, {tmp}/gone"),
+    (["{d}", "{tmp}/notes.txt"], 1, "no readable image in {tmp}/notes.txt"),
+    (["{d}", "{d}/valid", "--tta", "0"], 2, "--tta must be 1 or more, not 0"),
+    (["{d}", "{d}/valid", "--batch-size", "0"], 2, "--batch-size must be 1 or more, not 0"),
+    (["{tmp}", "{d}/valid"], 1, "no trained model in {tmp}/results: run 'dl1 finetune' first"),
+    (["{d}", "{d}/valid", "--weights", "{tmp}/ft9.h5"], 1, "weights file not found: {tmp}/ft9.h5; run 'dl1 "
+                                                            "finetune' (or give --weights)"),
 ])
-def test_classify_errors_are_one_line(trained, tmp_path, capsys, argv, message):
+def test_classify_errors_are_one_line(trained, tmp_path, capsys, argv, code, message):
     (tmp_path / "notes.txt").write_text("not a photo")
     fill = {"d": str(trained), "tmp": str(tmp_path)}
-    assert main(["classify"] + [a.format(**fill) for a in argv]) == 2
+    assert main(["classify"] + [a.format(**fill) for a in argv]) == code
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == "dl1: error: " + message.format(**fill)

@@ -52,7 +52,7 @@ def test_sample_is_deterministic_and_has_both_layouts(tmp_path):
 
 def test_sample_refuses_to_overwrite(tmp_path, capsys):
     assert main(["sample", str(tmp_path), "--n", "4", "--max-size", "64"]) == 0
-    assert main(["sample", str(tmp_path), "--n", "4", "--max-size", "64"]) == 2
+    assert main(["sample", str(tmp_path), "--n", "4", "--max-size", "64"]) == 1
     assert "already exists and is not empty" in capsys.readouterr().err
 
 
@@ -92,9 +92,9 @@ def test_submit_upload_needs_a_message(tmp_path, capsys):
     save_array(results / "filenames.dat", ["unknown/1.jpg"])
     (tmp_path / "test" / "unknown").mkdir(parents=True)
     (tmp_path / "test" / "unknown" / "1.jpg").write_bytes(b"x")
-    assert main(["submit", str(tmp_path), "--upload"]) == 2
+    assert main(["submit", str(tmp_path), "--upload"]) == 2  # a usage error
     assert "--upload needs a message" in capsys.readouterr().err
-    assert (results / "submission.csv").exists()  # written and validated before the refusal
+    assert not (results / "submission.csv").exists()  # refused before anything is written
 
 
 def test_validate_exit_status_and_reason(tmp_path, capsys):

@@ -64,7 +64,9 @@ def test_two_processes_match_one_and_see_each_image_once(two_sets):
     for key in w1:
         np.testing.assert_allclose(w1[key], w2[key], atol=1e-5, err_msg=key)
     assert sorted(os.listdir(two / "data" / "results")) == ["checkpoint.npz", "dl1-model.json", "ft1.h5",
-                                                            "ft2.h5"]
+                                                            "ft2.h5", "history.csv", "training_curves.png"]
+    with open(two / "data" / "results" / "history.csv", encoding="utf-8") as f:
+        assert [line.split(",")[:2] for line in f.read().splitlines()[1:]] == [["1", "fit"], ["2", "fit"]]
     with open(two / "data" / "results" / "dl1-model.json", encoding="utf-8") as f:
         assert json.load(f)["arch"] == "resnet50"
     train = sorted(os.path.join(c, f) for c in ("cats", "dogs")

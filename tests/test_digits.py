@@ -37,16 +37,23 @@ def test_reads_kaggle_format_pixels_in_row_order(tmp_path):
     assert images[2, 1, 0] == df.loc[2, "pixel28"] and images[3, 27, 27] == df.loc[3, "pixel783"]
 
 
-def test_sklearn_fallback_when_no_train_csv_says_so(tmp_path, capsys):
-    images, labels, source = load_digits(tmp_path)
+def test_sklearn_digits_only_when_no_path_is_given(capsys):
+    images, labels, source = load_digits(None)
     assert source == "sklearn" and images.shape == (1797, 28, 28) and images.dtype == np.float32
     assert 200 < images.max() <= 255 and images.min() == 0
     assert sorted(set(labels)) == list(range(10))
-    assert capsys.readouterr().err == (f"Warning: {tmp_path} holds no train.csv: scikit-learn's 1,797 8x8 digits "
-                                       f"enlarged, not MNIST (put Kaggle's train.csv there, or run dl1 download "
-                                       f"digits {tmp_path})\n")
-    assert load_digits()[2] == "sklearn"
-    assert capsys.readouterr().err.startswith("Warning: no path given: scikit-learn's 1,797 8x8 digits enlarged")
+    assert capsys.readouterr().err == ("Warning: no path given: scikit-learn's 1,797 8x8 digits enlarged, not MNIST "
+                                       "(give the folder of Kaggle's train.csv, or run dl1 download digits DIR)\n")
+
+
+def test_a_folder_without_train_csv_is_refused_not_swapped_for_sklearn(tmp_path, capsys):
+    (tmp_path / "test.csv").write_text("pixel0\n0\n")  # Kaggle's unlabelled file alone is not enough
+    with pytest.raises(DataError) as e:
+        load_digits(tmp_path)
+    assert str(e.value) == (f"{tmp_path} holds no train.csv (nor train.csv.zip/.gz): put Kaggle's digit-recognizer "
+                            f"train.csv there or run dl1 download digits {tmp_path}; load_digits(None) uses "
+                            "scikit-learn's digits")
+    assert capsys.readouterr().err == ""  # nothing loaded, nothing to warn about
 
 
 def test_a_given_path_never_falls_back_to_other_digits(tmp_path):

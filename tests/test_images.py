@@ -101,3 +101,14 @@ def test_listing_skips_hidden_and_junk_and_reports_others(tmp_path):
     assert "notes.txt" in skipped and "loop" in skipped
     images_followed, _ = list_images(str(tmp_path), follow_links=True)
     assert len(images_followed) >= 5
+
+
+def test_a_decompression_bomb_is_a_bad_file_like_any_other(tmp_path, monkeypatch):
+    """Pillow refuses an image of more than twice ``MAX_IMAGE_PIXELS`` with ``DecompressionBombError`` (not an
+    ``OSError``): the header check names it like any other unreadable file instead of crashing."""
+    path = _save(tmp_path / "bomb.png", Image.new("RGB", (64, 64)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4,096 pixels: more than twice the limit
+    assert header_problem(str(path)) == ("image too large to decode safely (Image size (4096 pixels) exceeds limit "
+                                         "of 2000 pixels, could be decompression bomb DOS attack.)")
+    with pytest.raises(UnreadableImage, match="image too large to decode safely"):
+        load_resized(str(path), (8, 8))

@@ -70,7 +70,7 @@ def test_the_real_cli_without_credentials_gets_our_one_line_message(no_credentia
     from dl1.cli import main
 
     monkeypatch.delenv("DL1_KAGGLE_CLI", raising=False)
-    assert main(["kaggle", "download", str(no_credentials / "d")]) == 2
+    assert main(["kaggle", "download", str(no_credentials / "d")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("dl1: error: Kaggle credentials not found") and err.count("\n") == 1
 
@@ -104,6 +104,26 @@ def test_download_then_the_slug_is_remembered_for_submit(tmp_path, fake_kaggle):
 def test_default_competition_is_the_redux_one(tmp_path, fake_kaggle):
     kaggle_cli.download(tmp_path / "redux")
     assert fake_kaggle()[0][2] == "dogs-vs-cats-redux-kernels-edition"
+
+
+@pytest.mark.parametrize("content", ['["dogs-vs-cats-redux-kernels-edition"]', '{"competition": 3}',
+                                     '{"competition": "x", "files": "a.zip"}', '{"competition": "x"'])
+def test_a_damaged_state_file_is_one_line_not_a_crash(tmp_path, fake_kaggle, capsys, content):
+    from dl1.cli import main
+
+    data = tmp_path / "redux"
+    data.mkdir()
+    (data / ".dl1-kaggle.json").write_text(content)
+    message = (f"{data / '.dl1-kaggle.json'} is damaged (want {{\"competition\": SLUG, \"files\": [...]}}, as dl1 "
+               "kaggle download writes it); delete it and name the competition with --competition SLUG")
+    with pytest.raises(KaggleError) as e:
+        kaggle_cli.remembered_competition(data)
+    assert str(e.value) == message
+    assert main(["kaggle", "download", str(data)]) != 0
+    assert capsys.readouterr().err.strip().endswith(message) and fake_kaggle() == []
+    # naming the competition is the way out: the file is written again
+    assert kaggle_cli.download(data, "dogs-vs-cats-redux-kernels-edition")
+    assert kaggle_cli.remembered_competition(data) == "dogs-vs-cats-redux-kernels-edition"
 
 
 def test_an_interrupted_download_never_leaves_a_half_file_in_place(tmp_path, fake_kaggle, monkeypatch):

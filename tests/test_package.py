@@ -95,7 +95,7 @@ def test_the_wheel_holds_the_package_the_faces_and_the_dependencies(tmp_path):
         meta = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
         entry = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     for module in ("dl1/__init__.py", "dl1/__main__.py", "dl1/cli.py", "dl1/models/vgg16.py", "dl1/io/errors.py",
-                   "dl1/compat/star.py", "dl1/workflow/steps.py", "dl1/nn/kprivate.py", "vgg16.py",
+                   "dl1/compat/star.py", "dl1/workflow/steps.py", "dl1/nn/kprivate.py", "vgg16.py", "vgg16bn.py",
                    "utils/__init__.py"):
         assert module in names, module
     assert not any(n.startswith(("tests/", "bench/", "nbs/")) for n in names)

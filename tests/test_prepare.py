@@ -98,6 +98,31 @@ def test_a_damaged_zip_is_named(tmp_path):
         prepare_data(tmp_path, **OPTS)
 
 
+def test_zips_are_extracted_within_the_unpack_limits(tmp_path, monkeypatch):
+    """prepare's zip extraction goes through dl1.io.unpack's limits: refused before a file is written."""
+    with zipfile.ZipFile(tmp_path / "train.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for i in range(12):
+            zf.writestr(f"train/cat.{i}.jpg", b"x" * 2048)
+    monkeypatch.setenv("DL1_UNPACK_MAX_FILES", "10")
+    with pytest.raises(DataError) as e:
+        prepare_data(tmp_path, **OPTS)
+    assert str(e.value) == f"{tmp_path / 'train.zip'}: 12 files, more than the limit of 10 (DL1_UNPACK_MAX_FILES raises it)"
+    assert sorted(os.listdir(tmp_path)) == ["train.zip"]
+    monkeypatch.delenv("DL1_UNPACK_MAX_FILES")
+    bundle = tmp_path / "bundle"  # the train/ folder inside a competition's bundle zip too
+    bundle.mkdir()
+    shutil.move(tmp_path / "train.zip", bundle / "train.zip")
+    with zipfile.ZipFile(bundle / "comp.zip", "w") as zf:
+        zf.write(bundle / "train.zip", "train.zip")
+    os.remove(bundle / "train.zip")
+    monkeypatch.setenv("DL1_UNPACK_MAX_GB", "0.00001")  # 10.7 kB: the 2 kB train.zip fits, its 24 kB do not
+    with pytest.raises(DataError) as e:
+        prepare_data(bundle, **OPTS)
+    assert str(e.value) == (f"{bundle / 'train.zip'}: unpacks to 0.0 GB, more than the limit of 1e-05 GB "
+                            "(DL1_UNPACK_MAX_GB raises it)")
+    assert not os.path.exists(bundle / "train")
+
+
 def test_data_that_already_has_class_folders(course_data, tmp_path):
     root = tmp_path / "d"
     shutil.copytree(course_data / "train", root / "train")

@@ -136,7 +136,7 @@ def test_finetune_and_lr_find_share_the_declared_options():
 def test_a_damaged_record_is_one_line_for_every_command(content, message, trained_folder, capsys):
     (trained_folder / "results" / "dl1-model.json").write_text(content)
     for command in ("predict", "inspect", "export", "submit"):
-        assert main([command, str(trained_folder)]) == 2, command
+        assert main([command, str(trained_folder)]) == 1, command
         err = capsys.readouterr().err
         assert err.startswith("dl1: error: ") and message in err and err.count("\n") == 1, (command, err)
 
@@ -163,12 +163,12 @@ def test_a_model_trained_with_sample_is_named_when_asked_for_without_it(trained_
     shutil.move(str(trained_folder / "results"), str(trained_folder / "sample" / "results"))
     sample = trained_folder / "sample" / "results"
     for command in ("predict", "inspect", "export"):
-        assert main([command, str(trained_folder)]) == 2
+        assert main([command, str(trained_folder)]) == 1
         err = capsys.readouterr().err
         assert err == f"dl1: error: no trained model in {trained_folder / 'results'}: there is one in {sample} " \
                       "(trained with --sample): add --sample\n", command
     save_array(sample / "test_preds.dat", np.array([[0.9, 0.1]]))  # submit reads the predictions
-    assert main(["submit", str(trained_folder)]) == 2
+    assert main(["submit", str(trained_folder)]) == 1
     assert capsys.readouterr().err == f"dl1: error: {trained_folder / 'results' / 'test_preds.dat'} not found: " \
                                       f"there is one in {sample} (made with --sample): add --sample, or run " \
                                       "'dl1 predict DIR' first\n"

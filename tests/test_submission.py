@@ -185,3 +185,38 @@ def test_a_written_submission_validates_from_its_frame_and_its_file(tmp_path):
     with pytest.raises(SubmissionError, match=r"line 3: value outside \[0, 1\] in label \(id 2: inf\)"):
         write_submission(df, tmp_path / "s.csv", expected=test)
     assert not (tmp_path / "s.csv").exists()
+
+
+FISH = ["ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK", "YFT"]
+
+
+def test_fisheries_submission_has_the_competitions_id_column(tmp_path, capsys):
+    """``dl1 submit`` names the id column as the competition's sample submission does (Fisheries: ``image``,
+    State Farm: ``img``), from the one table the validator reads too."""
+    from dl1.cli import main
+    from dl1.io.arrays import save_array
+    from dl1.kaggle.submission import FORMATS, id_column
+
+    for name in FISH:
+        (tmp_path / "train" / name).mkdir(parents=True)  # the class names, as a notebook-trained model has
+    test = tmp_path / "test" / "unknown"
+    test.mkdir(parents=True)
+    names = ["img_00002.jpg", "img_00001.jpg"]
+    for n in names:
+        (test / n).write_bytes(b"x")
+    results = tmp_path / "results"
+    results.mkdir()
+    save_array(results / "test_preds.dat", np.full((2, 8), 1 / 8))
+    save_array(results / "filenames.dat", [f"unknown/{n}" for n in names])
+    assert main(["submit", str(tmp_path)]) == 0
+    csv = results / "submission.csv"
+    assert open(csv).readline().strip() == "image," + ",".join(FISH)
+    assert pd.read_csv(csv)["image"].tolist() == ["img_00001.jpg", "img_00002.jpg"]
+    capsys.readouterr()
+    assert main(["validate", str(csv), "--test", str(tmp_path / "test")]) == 0
+    assert capsys.readouterr().out.startswith(f"OK: {csv} has 2 rows, columns image, ALB, BET")
+    # the table decides; a sample submission beside the test folder overrides it
+    assert FORMATS["the-nature-conservancy-fisheries-monitoring"][0] == id_column(FISH) == "image"
+    assert id_column([f"c{i}" for i in range(10)]) == "img" and id_column(["a", "b", "c"]) == "img"
+    (tmp_path / "sample_submission.csv").write_text("picture,ALB,BET,DOL,LAG,NoF,OTHER,SHARK,YFT\n")
+    assert id_column(FISH, expected=str(tmp_path / "test")) == "picture"

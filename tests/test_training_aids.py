@@ -272,10 +272,10 @@ def test_cli_help_lists_the_new_options(capsys):
 
 
 def test_cli_one_line_errors(tmp_path, capsys):
-    assert cli.main(["lr-find", str(tmp_path / "nope")]) == 2
+    assert cli.main(["lr-find", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("dl1: error: folder not found:") and "nope" in err and "\n" not in err
-    assert cli.main(["export", str(tmp_path)]) == 2
+    assert cli.main(["export", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert "no trained model" in err and "\n" not in err
 

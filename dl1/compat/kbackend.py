@@ -43,3 +43,11 @@ def __getattr__(name):
         if hasattr(source, name):
             return getattr(source, name)
     raise AttributeError(f"K has no attribute {name!r}")
+
+
+def ops_fallback(name):
+    """``keras.backend``'s module ``__getattr__`` while the spellings are installed: the 2017 ``K.mean``,
+    ``K.sum``, ``K.square``, ... are ``keras.ops``' functions."""
+    if not name.startswith("__") and hasattr(keras.ops, name):
+        return getattr(keras.ops, name)
+    raise AttributeError(f"module 'keras.backend' has no attribute {name!r}")

@@ -133,6 +133,9 @@ def spelled_init(spelling):
     from dl1.nn import kprivate
 
     def make(original):
+        # a subclass (dl1's Conv2D) inheriting a spelled __init__ spells with its own, around Keras' one
+        original = getattr(original, "keras1_original", original)
+
         @functools.wraps(original)
         def __init__(self, *args, **kwargs):
             name = type(self).__name__
@@ -147,6 +150,7 @@ def spelled_init(spelling):
             if weights is not None or spelling.image:
                 _build_then(self, weights, spelling.image)
 
+        __init__.keras1_original = original
         return _own_signature(__init__)
 
     return make
@@ -227,6 +231,10 @@ def _simple_rnn(name, args, kwargs):
 LAYERS = {
     Conv2D: Spelling(_CONV2D, image=True, adapt=_conv2d_positional),
     MaxPooling2D: Spelling({"border_mode": "padding"}, image=True),
+    # Keras' own, for ``from keras.layers import Convolution2D, MaxPooling2D`` (dl1's subclasses above wrap
+    # Keras' unspelled ``__init__``, so nothing is translated twice)
+    keras.layers.Conv2D: Spelling(_CONV2D, image=True, adapt=_conv2d_positional),
+    keras.layers.MaxPooling2D: Spelling({"border_mode": "padding"}, image=True),
     keras.layers.Dense: Spelling(_DENSE),
     keras.layers.Dropout: Spelling({"p": "rate"}),
     keras.layers.Flatten: Spelling(),

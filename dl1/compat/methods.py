@@ -3,8 +3,10 @@
 ``fit(nb_epoch=)``, ``fit_generator``/``predict_generator``/``evaluate_generator`` (a sample count or a step
 count per epoch, both accepted), ``predict_classes``, ``predict_proba`` and ``reset_states`` on
 ``keras.Model`` (and so on ``dl1.nn.model``'s ``Sequential``/``Model`` and every model a lesson builds);
-``Model(input=, output=)`` on the ``Model`` that ``from utils import *`` gives; and a ``Sequential`` whose
-first layer says ``batch_input_shape=(bs, ...)`` starts with ``keras.Input(batch_shape=(bs, ...))``.
+``Model(input=, output=)`` on the ``Model`` that ``from utils import *`` gives and on ``keras.models.Model``
+(which then makes that one); ``layer.output_shape``/``layer.input_shape`` on every layer of a model (Keras 3
+kept them on models only); and a ``Sequential`` whose first layer says ``batch_input_shape=(bs, ...)``
+starts with ``keras.Input(batch_shape=(bs, ...))``.
 """
 
 import functools
@@ -103,6 +105,39 @@ def _model_init(inherited):
     return __init__
 
 
+def _keras_model_new(original):
+    # ``keras.Model(input=, output=)`` (``from keras.models import Model``): Keras 3 would take those for
+    # a subclassed model's arguments and refuse them; dl1's functional ``Model`` takes them
+    def __new__(cls, *args, **kwargs):
+        if cls is keras.Model and ("input" in kwargs or "output" in kwargs):
+            return Model.__new__(Model, *args, **kwargs)  # then Python runs Model.__init__ with the same
+        return original(cls, *args, **kwargs)
+
+    return staticmethod(__new__)
+
+
+def _layer_shape(which):
+    """The Keras 1 ``layer.input_shape``/``output_shape``: the shape of the layer's first call in a model
+    (``(None, 28, 28, 64)``), a list for several tensors; an ``AttributeError`` before any call. A layer
+    that sets the attribute itself (Keras' ``TorchModuleWrapper`` does) keeps the value it set."""
+    own = f"_keras1_own_{which}_shape"
+
+    def get(self):
+        if own in vars(self):
+            return vars(self)[own]
+        try:
+            tensors = getattr(self, which)
+        except (AttributeError, ValueError):
+            raise AttributeError(f"{type(self).__name__} {self.name!r} has no {which} shape yet: it is in no model "
+                                 "(add it to one, or call it on a tensor)") from None
+        return keras.tree.map_structure(lambda t: tuple(t.shape), tensors)
+
+    def set_(self, value):
+        vars(self)[own] = value
+
+    return property(get, set_, doc=f"The {which} shape of the layer's first call (Keras 1 ``{which}_shape``).")
+
+
 def _sequential_add(original):
     @functools.wraps(original)
     def add(self, layer, rebuild=True):
@@ -120,11 +155,14 @@ METHODS = {"fit_generator": fit_generator, "predict_generator": predict_generato
 
 
 def add_patches(patches):
-    """Plan the 2017 methods on ``keras.Model``, ``input=``/``output=`` on ``dl1.nn.model.Model`` and
-    ``batch_input_shape=`` on ``keras.Sequential``."""
+    """Plan the 2017 methods on ``keras.Model``, ``input=``/``output=`` on ``keras.Model`` and
+    ``dl1.nn.model.Model``, the shapes on every layer and ``batch_input_shape=`` on ``keras.Sequential``."""
     patches.wrap(keras.Model, "fit", _fit)
     for name, fn in METHODS.items():
         patches.set(keras.Model, name, fn)
+    patches.wrap(keras.Model, "__new__", _keras_model_new)
+    patches.set(keras.layers.Layer, "input_shape", _layer_shape("input"))
+    patches.set(keras.layers.Layer, "output_shape", _layer_shape("output"))
     patches.wrap(Model, "__new__", _model_new)
     patches.wrap(Model, "__init__", _model_init)
     patches.wrap(keras.Sequential, "add", _sequential_add)

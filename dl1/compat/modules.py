@@ -93,6 +93,9 @@ _REMOVED = {
 # names added to modules Keras 3 has, only where absent: module -> [(source, names)]
 ADDITIONS = {
     "keras.layers": [(_K1, "merge Merge")],
+    # ``from keras import backend as K``: the 2017 backend functions, and the rest from keras.ops (K.mean, ...)
+    "keras.backend": [("dl1.compat.kbackend", "set_value get_value int_shape variable image_dim_ordering "
+                                              "set_image_dim_ordering __getattr__=ops_fallback")],
     "keras.preprocessing.image": [("dl1.compat.image", "ImageDataGenerator DirectoryIterator NumpyArrayIterator "
                                                        "Iterator=ArrayIterator")],
     "keras.regularizers": [("keras.regularizers", "activity_l1=l1 activity_l2=l2 activity_l1l2=l1_l2 l1l2=l1_l2")],

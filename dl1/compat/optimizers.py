@@ -4,7 +4,8 @@ While installed (``dl1.compat.spellings``): each optimizer class takes ``lr=`` (
 int is fine, as it was in 2017) and ``decay=`` (Keras 1 time-based decay, ``lr / (1 + decay * iterations)``,
 as ``keras.optimizers.schedules.InverseTimeDecay``), and every optimizer has ``lr``, which reads and *sets*
 the live learning rate (``K.set_value(opt.lr, 0.01)`` and ``opt.lr = 0.01`` both take effect at the next
-step; in 2017, assigning ``model.optimizer.lr`` after compiling silently did nothing).
+step; in 2017, assigning ``model.optimizer.lr`` after compiling silently did nothing); every Keras variable
+has Theano's ``set_value``/``get_value`` (``model.optimizer.lr.set_value(0.01)``, lesson 6).
 """
 
 import functools
@@ -57,8 +58,22 @@ LR = property(_get_lr, _set_lr, doc="The learning rate (Keras 1 name of ``learni
                                     "current, decayed rate), which can be set.")
 
 
+def set_value(self, value):
+    """Theano's ``shared.set_value`` (2017: ``model.optimizer.lr.set_value(0.01)``): ``assign``."""
+    self.assign(value)
+
+
+def get_value(self):
+    """Theano's ``shared.get_value()``: the value as a numpy array."""
+    return keras.ops.convert_to_numpy(self)
+
+
 def add_patches(patches):
-    """Plan ``lr=``/``decay=`` on each class of ``OPTIMIZERS`` and ``lr`` on every optimizer."""
+    """Plan ``lr=``/``decay=`` on each class of ``OPTIMIZERS``, ``lr`` on every optimizer and
+    ``set_value``/``get_value`` on every ``keras.Variable``."""
     for cls in OPTIMIZERS:
         patches.wrap(cls, "__init__", _spelled_init(cls))
     patches.set(keras.optimizers.Optimizer, "lr", LR)
+    for name, fn in (("set_value", set_value), ("get_value", get_value)):
+        if not hasattr(keras.Variable, name):
+            patches.set(keras.Variable, name, fn)

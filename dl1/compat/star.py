@@ -73,6 +73,7 @@ from dl1.data.ratings import movie_names, read_movies, read_ratings, remap_ids, 
 from dl1.data.sample import write_sample
 from dl1.data.text import Tokenizer, limit_vocab, read_imdb, read_reviews, text_to_word_sequence
 from dl1.inspect.embeddings import extremes, pca_factors, plot_embeddings, tsne_2d
+from dl1.inspect.history import plot_history
 from dl1.inspect.plots import plot, plot_confusion_matrix, plots
 from dl1.inspect.predictions import inspect_predictions, plot_log_loss, plots_idx
 from dl1.io.arrays import load_array, save_array
@@ -86,6 +87,7 @@ from dl1.kaggle.submission import (
     validate_submission,
     write_submission,
 )
+from dl1.models.backbones import Resnet50
 from dl1.models.bn_calibrate import calibrate_bn
 from dl1.models.collab import bias_model, create_bias, dot_model, embedding_input, neural_model
 from dl1.models.ensemble import Ensemble, load_ensemble

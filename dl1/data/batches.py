@@ -26,7 +26,7 @@ from dl1.data.images import (
     natural_key,
 )
 from dl1.io.errors import DataError
-from dl1.io.log import note, warn
+from dl1.io.log import examples, note, warn
 from dl1.io.pools import decode_pool, decode_workers, prefetch_pool  # noqa: F401 (decode_workers: API)
 
 
@@ -40,10 +40,8 @@ def onehot(x, num_classes=None):
     return out
 
 
-def _short_list(items, limit=5):
-    items = list(items)
-    shown = ", ".join(str(i) for i in items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _short_list(items):
+    return examples(items)
 
 
 class SampleCountNames:

@@ -17,7 +17,7 @@ import numpy as np
 
 from dl1.io.checks import number, whole
 from dl1.io.errors import DataError
-from dl1.io.log import note, warn
+from dl1.io.log import examples, note, warn
 
 BB_PARAMS = ["height", "width", "x", "y"]  # the course's order of the four numbers
 empty_bbox = {"height": 0.0, "width": 0.0, "x": 0.0, "y": 0.0}
@@ -27,9 +27,8 @@ def _area(box):
     return float(box["height"]) * float(box["width"])
 
 
-def _short(items, limit=5):
-    items = list(items)
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _short(items):
+    return examples(items)
 
 
 def _json_items(path):

@@ -4,10 +4,10 @@ Kaggle's file (``kaggle competitions download -c digit-recognizer``) has a heade
 ``label,pixel0,...,pixel783`` and one digit per row: its label (0-9), then 28x28 grey pixels (whole numbers
 0-255, row by row). Its ``test.csv`` is the same without the label column. Columns are found by name, so a
 file with its pixel columns in another order is read in pixel order; a header without exactly
-``pixel0..pixel783`` is refused. ``load_digits()`` without a path, or given a folder that holds no
-``train.csv``, uses the 1,797 real 8x8 digits that ship with scikit-learn, enlarged to 28x28, and says so in
-one line, so the notebooks run on any machine without a download. A path that does not exist, or a file that
-is not a readable digits CSV, is an error, never a reason to load other digits.
+``pixel0..pixel783`` is refused. ``load_digits(None)`` (no path) uses the 1,797 real 8x8 digits that ship
+with scikit-learn, enlarged to 28x28, and says so in one line, so the notebooks run on any machine without a
+download. A path that was given is read or refused: one that does not exist, a folder without ``train.csv``
+or a file that is not a readable digits CSV is an error naming it, never a reason to load other digits.
 
     images, labels, source = load_digits(path)     # (N, 28, 28) float32 0-255, (N,) int64, 'csv'|'sklearn'
 
@@ -106,10 +106,9 @@ def sklearn_digits(side=SIDE):
 def load_digits(path=None, side=SIDE):
     """``(images (N, side, side) float32 0-255, labels (N,) int64, source)``.
 
-    ``path``: Kaggle's ``train.csv`` (or ``train.csv.zip``/``.gz``), or the folder holding it. None, or a
-    folder without one, gives scikit-learn's digits enlarged to ``side`` (``source='sklearn'``), with a
-    line that says so; a path that does not exist is an error. Kaggle's digits are 28 pixels; another
-    ``side`` resizes them.
+    ``path``: Kaggle's ``train.csv`` (or ``train.csv.zip``/``.gz``), or the folder holding it; a folder
+    without one is an error. None gives scikit-learn's digits enlarged to ``side`` (``source='sklearn'``),
+    with a line that says so. Kaggle's digits are 28 pixels; another ``side`` resizes them.
     """
     side = whole("side", side, minimum=2, maximum=1024)
     csv_file = _csv_file(path)
@@ -128,7 +127,8 @@ def load_digits(path=None, side=SIDE):
 
 
 def _csv_file(path):
-    """The digits file that ``path`` names, or None for scikit-learn's digits (said in one line)."""
+    """The digits file that ``path`` names, or None for scikit-learn's digits when ``path`` is None (said in
+    one line)."""
     if path is None:
         warn("no path given: scikit-learn's 1,797 8x8 digits enlarged, not MNIST (give the folder of Kaggle's "
              "train.csv, or run dl1 download digits DIR)")
@@ -142,9 +142,8 @@ def _csv_file(path):
     for name in CSV_NAMES:
         if os.path.isfile(os.path.join(path, name)):
             return os.path.join(path, name)
-    warn(f"{path} holds no train.csv: scikit-learn's 1,797 8x8 digits enlarged, not MNIST (put Kaggle's "
-         f"train.csv there, or run dl1 download digits {path})")
-    return None
+    raise DataError(f"{path} holds no train.csv (nor train.csv.zip/.gz): put Kaggle's digit-recognizer train.csv "
+                    f"there or run dl1 download digits {path}; load_digits(None) uses scikit-learn's digits")
 
 
 def write_digits_csv(csv_file, images, labels=None):

@@ -23,17 +23,16 @@ from dl1.data.images import (
     open_image,
 )
 from dl1.io.errors import DataError
-from dl1.io.log import warn
+from dl1.io.log import warn_files
 from dl1.io.pools import decode_pool
 
 __all__ = ["describe_image", "find_images", "load_images", "report_skipped"]
 
 
 def report_skipped(skipped, what):
-    """One warning line naming every file of ``skipped`` (``{path: reason}``) as ``what`` (e.g. 'unreadable
-    image(s)'); nothing when it is empty."""
-    if skipped:
-        warn(f"skipped {len(skipped)} {what}: " + ", ".join(f"{p} ({r})" for p, r in skipped.items()))
+    """One warning line: how many files ``skipped`` (``{path: reason}``) holds, as ``what`` (e.g. 'unreadable
+    image(s)'), and the first three; nothing when it is empty."""
+    warn_files(f"skipped {{count}} {what}", [f"{p} ({r})" for p, r in skipped.items()])
 
 
 def _header_problem(path):

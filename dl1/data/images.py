@@ -170,8 +170,12 @@ def header_problem(path):
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
-        with Image.open(path):
-            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return None
+    except Image.DecompressionBombError as e:  # not an OSError: a header claiming billions of pixels
+        return f"image too large to decode safely ({e})"
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         return _short_reason(e)
 

@@ -29,8 +29,9 @@ import numpy as np
 from dl1.data.images import header_problem, is_hidden_or_junk, is_image_name, natural_key
 from dl1.io.atomic import atomic_path, remove_stale_temps, write_text
 from dl1.io.errors import DataError
-from dl1.io.log import note, warn
+from dl1.io.log import examples, note, warn, warn_files
 from dl1.io.pools import decode_pool
+from dl1.io.unpack import check_limits
 
 RECORD = ".dl1-prepare.json"
 DEFAULT_LABEL_REGEX = r"^([A-Za-z]+)[._-]"
@@ -66,6 +67,12 @@ def _safe_members(zf, dest):
     return zf.infolist()
 
 
+def _check_limits(zip_path, infos, dest):
+    """Refuse, in ``dl1.io.unpack``'s one line, members over its limits (file count, unpacked size and ratio,
+    ``DL1_UNPACK_MAX_*``) or larger than the free space at ``dest``, before anything is extracted."""
+    check_limits(zip_path, {i.filename: i.file_size for i in infos if not i.is_dir()}, dest)
+
+
 def _open_zip(path):
     try:
         return zipfile.ZipFile(path)
@@ -77,13 +84,14 @@ def _open_zip(path):
 def _extract_folder(zip_path, folder_name, dest_root, progress):
     """Extract ``zip_path`` (holding ``folder_name/...`` or loose files) to ``dest_root/folder_name``
     via a temporary folder renamed at the end, so a killed extraction is simply redone."""
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     final = os.path.join(dest_root, folder_name)
     tmp = os.path.join(dest_root, f".dl1-extract-{folder_name}")
     shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a killed run: the zip is still there
     with _open_zip(zip_path) as zf:
         members = _safe_members(zf, tmp)
+        _check_limits(zip_path, members, dest_root)
         try:
             for info in tqdm(members, desc=f"Extracting {os.path.basename(zip_path)}", unit="file",
                              disable=not progress):
@@ -110,12 +118,13 @@ def _copy_member(zf, name, target):
 
 def _extract_bundle_folder(zip_path, folder, members, dest_root, progress):
     """Extract the ``folder/...`` members of a bundle zip via a temporary folder renamed at the end."""
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     tmp = os.path.join(dest_root, f".dl1-extract-{folder}")
     shutil.rmtree(tmp, ignore_errors=True)
     with _open_zip(zip_path) as zf:
         _safe_members(zf, tmp)
+        _check_limits(zip_path, members, dest_root)
         try:
             for info in tqdm(members, desc=f"Extracting {folder}/ from {os.path.basename(zip_path)}",
                              unit="file", disable=not progress):
@@ -144,6 +153,7 @@ def extract_zips(path, progress=True):
                 base = os.path.basename(info.filename)
                 if base.lower() in inner_zips | set(LOOSE_FILES) and info.filename.count("/") == 0 \
                         and not os.path.exists(os.path.join(path, base)):
+                    _check_limits(full, [info], path)
                     _copy_member(zf, info.filename, os.path.join(path, base))
                     done.append(base)
         for folder in _BUNDLE_FOLDERS:
@@ -166,6 +176,7 @@ def extract_zips(path, progress=True):
                 member = next((n for n in zf.namelist() if os.path.basename(n) == name), None)
                 if member is None:
                     raise DataError(f"{zpath} does not hold {name}")
+                _check_limits(zpath, [zf.getinfo(member)], path)
                 _copy_member(zf, member, target)
             done.append(name + ".zip")
     return done
@@ -350,9 +361,8 @@ def read_groups(csv_path, group_column, image_column="img", class_column="classn
     return groups
 
 
-def _short(items, limit=5):
-    items = list(items)
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _short(items):
+    return examples(items)
 
 
 def _choose_by_group(good, groups, valid, seed):
@@ -456,7 +466,7 @@ def prepare_data(path, valid=None, sample_train=200, sample_valid=50, seed=0,
     column ``subject``, the driver; ``group_image_column`` names the image column, ``img``). ``valid`` is
     then the least number of validation images.
     """
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     path = os.fspath(path)
     if not os.path.isdir(path):
@@ -546,7 +556,7 @@ def prepare_data(path, valid=None, sample_train=200, sample_valid=50, seed=0,
 
 
 def _move_test_images(path, report, progress):
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     test = os.path.join(path, "test")
     if not os.path.isdir(test):
@@ -598,7 +608,8 @@ def split_sizes(path, valid=COURSE_VALID, sample_train=200, sample_valid=50, lab
 
 def _sizes(paths, progress, what):
     from PIL import Image
-    from tqdm.auto import tqdm
+
+    from dl1.io.console import tqdm
 
     def size(p):
         try:
@@ -610,10 +621,10 @@ def _sizes(paths, progress, what):
                      disable=not progress))
 
 
-def check_test_sizes(path, progress=False, limit=5):
-    """Name each test image whose size (width x height) no training image has: one line per file (the
-    first ``limit``, then a count). They are resized like the others, but the model never saw such
-    images (a different camera, or a mix-up of folders). Returns the list of (file, size)."""
+def check_test_sizes(path, progress=False, limit=3):
+    """The test images whose size (width x height) no training image has, in one warning line: their
+    count and the first ``limit``. They are resized like the others, but the model never saw such images
+    (a different camera, or a mix-up of folders). Returns the list of (file, size)."""
     train_paths = [os.path.join(root, f) for split in ("train", "valid")
                    for root, _, files in os.walk(os.path.join(path, split)) for f in files if is_image_name(f)]
     test_paths = [os.path.join(root, f) for root, _, files in os.walk(os.path.join(path, "test"))
@@ -624,10 +635,6 @@ def check_test_sizes(path, progress=False, limit=5):
     odd = [(p, s) for p, s in zip(test_paths, _sizes(test_paths, progress, "Reading test sizes"), strict=True)
            if s and s not in known]
     shown = ", ".join(f"{w}x{h}" for w, h in sorted(known)[:4]) + (" ..." if len(known) > 4 else "")
-    for p, (w, h) in sorted(odd)[:limit]:
-        warn(f"{p}: test image of size {w}x{h}, which no training image has ({shown}); it is resized "
-             "like the others")
-    if len(odd) > limit:
-        warn(f"... and {len(odd) - limit} more test image(s) in {os.path.join(path, 'test')} of sizes no "
-             "training image has")
+    warn_files(f"{{count}} test image(s) in {os.path.join(path, 'test')} of a size which no training image has "
+               f"({shown}), resized like the others", [f"{p} ({w}x{h})" for p, (w, h) in sorted(odd)], limit)
     return odd

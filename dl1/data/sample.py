@@ -103,8 +103,7 @@ def write_sample(directory, n=200, n_test=None, seed=0, layout="kaggle", valid_f
     ``test/unknown/``. The true classes of the test images go to ``test_truth.csv`` (id, label 1=dog)
     so results on the synthetic test set can be scored.
     """
-    from tqdm.auto import tqdm
-
+    from dl1.io.console import tqdm
     from dl1.io.pools import decode_pool
 
     if layout not in ("kaggle", "course"):

@@ -19,7 +19,7 @@ import numpy as np
 
 from dl1.io.checks import folder_name, whole
 from dl1.io.errors import DataError
-from dl1.io.log import warn
+from dl1.io.log import examples, warn
 
 __all__ = ["DEFAULT_FILTERS", "Tokenizer", "limit_vocab", "pad_sequences", "read_imdb", "read_reviews",
            "text_to_word_sequence"]
@@ -237,8 +237,8 @@ def _cp1252(data):
         return False
 
 
-def _short(items, limit=5):
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _short(items):
+    return examples(items)
 
 
 def read_imdb(path, split="train"):

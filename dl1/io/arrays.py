@@ -2,8 +2,10 @@
 
 LZ4 with bit shuffling, picked by measurement (``bench/bench_arrays.py``): it writes 2x and reads 1.5x
 faster than LZ4 with byte shuffling at about the same size, and ~10x faster than blosc2's default ZSTD;
-files are smaller than ``np.save``'s since CNN features are mostly zeros after ReLU. Files are written
-under a temporary name, synced and renamed.
+files are smaller than ``np.save``'s since CNN features are mostly zeros after ReLU. The array is
+compressed in memory first, so the exact size is checked against the free space, then written under a
+temporary name, synced and renamed: a full or read-only disk is one ``DiskError`` line, never blosc2's
+"Error while creating the NDArray", and the previous file stays.
 """
 
 import os
@@ -11,7 +13,7 @@ import os
 import blosc2
 import numpy as np
 
-from dl1.io.atomic import atomic_path
+from dl1.io.atomic import write_bytes
 from dl1.io.errors import DataError
 
 CPARAMS = {"codec": blosc2.Codec.LZ4, "clevel": 5, "filters": [blosc2.Filter.BITSHUFFLE]}
@@ -37,12 +39,12 @@ def save_array(fname, arr, meta=None):
     if os.path.isdir(fname):
         raise DataError(f"{fname} is a folder (a bcolz array from the 2017 code?); "
                         "remove it or choose another name")
-    with atomic_path(fname, suffix=".b2nd") as tmp:
-        out = blosc2.asarray(arr, urlpath=tmp, mode="w", cparams=CPARAMS)
-        if meta:
-            for key, value in meta.items():
-                out.schunk.vlmeta[key] = value
-        del out
+    out = blosc2.asarray(arr, cparams=CPARAMS)  # in memory: the file is then one plain, checked write
+    for key, value in meta.items():
+        out.schunk.vlmeta[key] = value
+    data = out.to_cframe()
+    del out
+    write_bytes(fname, data, what=os.path.basename(fname))
 
 
 def load_array(fname, with_meta=False):

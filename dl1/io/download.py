@@ -320,7 +320,7 @@ def _check_space(part, need):
 def _copy(response, part, offset, total, what, verbose):
     """Append the response body to ``part`` from ``offset``; returns the bytes received. A read that fails
     mid-way (reset, timeout, a chunked body cut short) raises ``_Dropped`` after keeping what came."""
-    from tqdm.auto import tqdm
+    from dl1.io.console import tqdm
 
     got = 0
     mode = "r+b" if offset and os.path.exists(part) else "wb"

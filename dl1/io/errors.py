@@ -22,3 +22,14 @@ class WeightsError(DL1Error, FileNotFoundError):
 
 class SubmissionError(DL1Error, ValueError):
     """A submission file that Kaggle would reject (row count, ids, NaN, values out of range)."""
+
+
+class DiskError(DL1Error, OSError):
+    """A write that the disk refused: full, read-only, or a folder without write permission (one line
+    naming the folder and the space needed; an ``OSError`` too, so code that carries on without a cache
+    on a write error still does)."""
+
+
+class BusyError(DL1Error):
+    """A data folder in use by another dl1 command (``dl1.io.folderlock``)."""
+

@@ -52,3 +52,19 @@ def note(message, *args):
 def warn(message, *args):
     """Something that may be wrong with the user's data or setup; the run goes on."""
     log.warning(message, *args)
+
+
+def examples(items, n=3):
+    """``'a, b, c and 7 more'``: the first ``n`` of ``items`` and how many others there are."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def warn_files(message, items, n=3):
+    """One warning line for many files (or rows, or boxes) instead of one per file: ``message`` (``{count}``
+    in it becomes their number), then the first ``n`` of ``items`` and how many more. Nothing when
+    ``items`` is empty. Returns the items."""
+    items = list(items)
+    if items:
+        warn(message.replace("{count}", str(len(items))) + ": " + examples(items, n))
+    return items

@@ -31,3 +31,13 @@ def decode_pool():
 
 def prefetch_pool():
     return _pool("prefetch", 1)
+
+
+def cancel_pending():
+    """Drop the work queued on every pool (the running items finish): after Ctrl-C, so that the process
+    exits now instead of working through the queue at interpreter exit. Later use makes new pools."""
+    with _LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for pool in pools:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -18,6 +18,7 @@ import threading
 import zipfile
 
 from dl1.io.atomic import write_text
+from dl1.io.console import PlainLines, interactive
 from dl1.io.errors import DL1Error
 from dl1.io.log import note
 
@@ -82,15 +83,24 @@ def kaggle_command():
 
 def _pump(source, sink, tail, keep):
     """Copy ``source`` (a pipe) to ``sink`` (our stdout or stderr) chunk by chunk as it arrives, keeping its
-    last ``keep`` bytes in ``tail``: a progress bar redraws with carriage returns, not lines."""
+    last ``keep`` bytes in ``tail``: a progress bar redraws with carriage returns, not lines. When ``sink``
+    is not a terminal (a log file, a pipe) only whole lines go there, a redrawn line in its last state,
+    without colour codes (``PlainLines``)."""
     out = getattr(sink, "buffer", None)
-    while chunk := os.read(source.fileno(), 65536):
+    plain = None if interactive(sink) else PlainLines()
+
+    def write(data):
         if out is not None:
-            out.write(chunk)
+            out.write(data)
         else:
-            sink.write(chunk.decode("utf-8", "replace"))
+            sink.write(data.decode("utf-8", "replace"))
         sink.flush()
+
+    while chunk := os.read(source.fileno(), 65536):
+        write(chunk if plain is None else plain.feed(chunk))
         tail[:] = (tail + chunk)[-keep:]
+    if plain is not None:
+        write(plain.close())
 
 
 def _streamed(cmd, keep=65536):
@@ -145,11 +155,22 @@ def _explain(output, args):
 
 
 def _state(directory):
+    """What ``DIR/.dl1-kaggle.json`` remembers (``{}`` when there is none); a file that is not what
+    ``download`` writes (``{"competition": slug, "files": [names]}``) is refused in one line."""
+    path = os.path.join(directory, STATE_FILE)
     try:
-        with open(os.path.join(directory, STATE_FILE), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as e:
+        state = e
+    if not (isinstance(state, dict) and isinstance(state.get("competition"), str)
+            and isinstance(state.get("files", []), list)
+            and all(isinstance(name, str) for name in state.get("files", []))):
+        raise KaggleError(f"{path} is damaged (want {{\"competition\": SLUG, \"files\": [...]}}, as dl1 kaggle "
+                          f"download writes it); delete it and name the competition with --competition SLUG")
+    return state
 
 
 def remembered_competition(directory):
@@ -192,8 +213,13 @@ def download(directory, competition=None, file_name=None, force=False):
     """Download a competition's files into ``directory``; returns the file names now there."""
     directory = os.fspath(directory)
     os.makedirs(directory, exist_ok=True)
-    competition = resolve_competition(directory, competition)
-    state = _state(directory)
+    try:
+        state = _state(directory)
+    except KaggleError:
+        if competition is None:
+            raise
+        state = {}  # rewritten below for the competition named
+    competition = competition or state.get("competition") or DEFAULT_COMPETITION
     if not force and state.get("competition") == competition and state.get("files") and \
             all(os.path.exists(os.path.join(directory, f)) for f in state["files"]):
         note("already downloaded: %s (use --force to download again)", ", ".join(state["files"]))

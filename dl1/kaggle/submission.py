@@ -86,11 +86,13 @@ def binary_submission(probs, filenames, clip=DEFAULT_CLIP, column=1, id_header="
     return df.sort_values(id_header, kind="stable").reset_index(drop=True)
 
 
-def multiclass_submission(probs, filenames, classes, clip=None, id_header="img"):
+def multiclass_submission(probs, filenames, classes, clip=None, id_header=None, expected=None):
     """A DataFrame with an id column and one probability column per class (in ``classes`` order).
 
-    ``clip``: None, or the ``mx`` of ``do_clip`` (e.g. 0.93 as in the State Farm notebook).
+    ``clip``: None, or the ``mx`` of ``do_clip`` (e.g. 0.93 as in the State Farm notebook). ``id_header``:
+    None names the id column as the competition does (``id_column``: Fisheries ``image``, State Farm ``img``).
     """
+    id_header = id_header or id_column(classes, expected)
     import pandas as pd
 
     probs = np.asarray(probs, dtype=np.float64)
@@ -202,15 +204,28 @@ def _sample_format(expected):
                     header = rows[0][1]
                     kind = "int" if len(rows) > 1 and rows[1][1] and rows[1][1][0].isdigit() else "name"
                     return header[0], tuple(header[1:]), kind, f"the header of {sample}"
-    from dl1.kaggle.cli import remembered_competition
+    from dl1.kaggle.cli import KaggleError, remembered_competition
 
     try:
         slug = remembered_competition(os.path.dirname(folder))
-    except (AttributeError, TypeError):  # a damaged .dl1-kaggle.json: no competition known
+    except KaggleError:  # a damaged .dl1-kaggle.json: no competition known
         slug = None
     if isinstance(slug, str) and slug in FORMATS:
         return (*FORMATS[slug], f"the sample submission of {slug}")
     return None
+
+
+def id_column(classes, expected=None, default="img"):
+    """The id column the competition's sample submission has: that of the test folder ``expected`` (its
+    ``sample_submission.csv`` or remembered competition), else of the competition in ``FORMATS`` whose
+    columns are ``classes``, else ``default``. One table, so the writer and the validator agree."""
+    known = _sample_format(expected)
+    if known:
+        return known[0]
+    for idc, cols, _ in FORMATS.values():
+        if tuple(classes) == cols:
+            return idc
+    return default
 
 
 def _format_for(header, expected, id_header):

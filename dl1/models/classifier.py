@@ -31,11 +31,12 @@ from dl1.models.weights import load_class_index
 from dl1.nn.layer_rates import group_multipliers, with_layer_rates
 from dl1.nn.optimizers import Adam, LossScaleOptimizer, mixed_precision_policy
 from dl1.nn.weightfiles import saved_num_classes
+from dl1.train import distributed, schedules, tta
 from dl1.train import lr_find as range_test
-from dl1.train import schedules, tta
 from dl1.train.cachedir import cache_dir_for
 from dl1.train.callbacks import merge_histories
 from dl1.train.fit import fit_model, predict_batches
+from dl1.train.history import HistoryRecorder
 from dl1.train.tta import apply_transform, tta_transforms
 
 
@@ -192,16 +193,30 @@ class ImageClassifier:
         """The feature-cache folder for ``batches``: ``cache_dir``, else the data folder's ``.dl1-cache``."""
         return self.cache_dir or cache_dir_for(data_folder(batches))
 
-    def fit(self, batches, val_batches, nb_epoch=1, epochs=None, **kwargs):
+    def _history(self, batches, history, phase, callbacks=None):
+        """``callbacks`` and a ``HistoryRecorder`` writing to ``history`` (a results folder; 'auto': the
+        ``results/`` of the data folder above ``batches``; None: no record)."""
+        callbacks = list(callbacks or [])
+        if history == "auto":
+            root = data_folder(batches)
+            history = os.path.join(root, "results") if root else None
+        if history:  # first: the record and the checkpoint written after it stay close together at epoch end
+            callbacks.insert(0, HistoryRecorder(history, phase, main=distributed.is_main()))
+        return callbacks
+
+    def fit(self, batches, val_batches, nb_epoch=1, epochs=None, history="auto", callbacks=None, **kwargs):
         """Train on ``batches``, validating on ``val_batches``; returns the Keras History.
 
         When only the head is trainable (after ``finetune``) the frozen layers' outputs are computed once
         per image and cached (``cache_dir``), so later epochs and re-runs cost a fraction of the first.
         Keyword arguments: ``cache`` (True/False/'auto'), ``checkpoint`` (a file: resume from it and save
-        to it), ``checkpoint_every`` (batches), ``callbacks``, ``verbose``.
+        to it), ``checkpoint_every`` (batches), ``callbacks``, ``verbose``; ``history``: the results folder
+        whose ``history.csv`` gets one row per epoch and whose ``training_curves.png`` is redrawn ('auto':
+        the data folder's ``results/``; None: no record).
         """
         return fit_model(self.model, batches, val_batches, epochs=epochs if epochs is not None else nb_epoch,
-                         cache_dir=self._cache(batches), **kwargs)
+                         cache_dir=self._cache(batches), callbacks=self._history(batches, history, "fit", callbacks),
+                         **kwargs)
 
     def test(self, path, batch_size=8, tta=1, **kwargs):
         """``(test_batches, probabilities)`` for the images in ``path`` (one sub-folder, e.g.
@@ -276,16 +291,17 @@ class ImageClassifier:
 
     # ---- learning-rate finder ------------------------------------------------------------------------
     def lr_find(self, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, fname="auto", cache="auto",
-                stop_div=True, verbose=1, **kwargs):
+                stop_div=True, verbose=1, suggest="valley", **kwargs):
         """The learning-rate range test on ``batches`` (see ``dl1.train.lr_find``): the weights and the
         optimizer are left as they were; the plot goes to ``fname`` ('auto': ``results/lr_find.png`` of the
-        data folder; None: not saved); the suggestion is noted. Returns the ``LRFinder``."""
+        data folder; None: not saved); the suggestion (rule ``suggest``: ``"valley"`` or ``"minimum/10"``;
+        None when the loss never fell) is noted, marked on the plot. Returns the ``LRFinder``."""
         self._check_classes(batches)
         if getattr(self.model, "optimizer", None) is None:
             self.compile()
         found = range_test.lr_find(self.model, batches, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
                                    cache=cache, stop_div=stop_div, verbose=verbose, cache_dir=self._cache(batches),
-                                   **kwargs)
+                                   suggest=suggest, **kwargs)
         if fname == "auto":
             root = data_folder(batches)
             fname = os.path.join(root, "results", "lr_find.png") if root else None
@@ -297,15 +313,17 @@ class ImageClassifier:
 
     # ---- one-cycle -----------------------------------------------------------------------------------
     def fit_one_cycle(self, batches, val_batches, epochs=1, max_lr=DEFAULT_LR, pct_start=0.25, div=25.0,
-                      div_final=1e5, moms=(0.95, 0.85, 0.95), checkpoint=None, callbacks=None, **kwargs):
+                      div_final=1e5, moms=(0.95, 0.85, 0.95), checkpoint=None, callbacks=None, history="auto",
+                      **kwargs):
         """Train ``epochs`` epochs under one cycle: the rate warms up from ``max_lr/div`` to ``max_lr`` over
         ``pct_start`` of the steps, then anneals (cosine) to ``max_lr/div_final``; Adam's ``beta_1`` goes
         the opposite way (``moms``). A fresh optimizer each call; with ``checkpoint=FILE`` a stopped run
-        resumes at the same step of the cycle. Other keywords go to ``fit`` (``cache``, ``verbose``, ...)."""
+        resumes at the same step of the cycle. ``history`` as for ``fit``. Other keywords go to ``fit``
+        (``cache``, ``verbose``, ...)."""
         self._check_classes(batches)
         self.compile(max_lr)
         return self._one_cycle(batches, val_batches, epochs, max_lr, pct_start, div, div_final, moms,
-                               checkpoint, callbacks, **kwargs)
+                               checkpoint, self._history(batches, history, "one_cycle", callbacks), **kwargs)
 
     def _one_cycle(self, batches, val_batches, epochs, max_lr, pct_start, div, div_final, moms, checkpoint,
                    callbacks, **kwargs):
@@ -333,12 +351,13 @@ class ImageClassifier:
         return rates
 
     def fine_tune(self, batches, val_batches, epochs=1, freeze_epochs=1, base_lr=DEFAULT_LR, lr_mult=100.0,
-                  checkpoint=None, callbacks=None, **kwargs):
+                  checkpoint=None, callbacks=None, history="auto", **kwargs):
         """fastai's ``fine_tune``: ``freeze_epochs`` one-cycle epochs of the head alone (the layers that
         are trainable now, e.g. the new softmax after ``finetune``; everything but the last layer group
         if nothing is frozen), on cached frozen-layer features; then every layer trainable for ``epochs``
         one-cycle epochs at ``base_lr/2`` for the head and geometrically lower rates for earlier blocks
-        (down to ``base_lr/2/lr_mult``). Returns the merged History (``history.phases``: the two)."""
+        (down to ``base_lr/2/lr_mult``). ``history`` as for ``fit`` (phases ``head`` and ``unfrozen``).
+        Returns the merged History (``history.phases``: the two)."""
         self._check_classes(batches)
         layers = self.model.layers
         if all(layer.trainable for layer in layers):
@@ -350,7 +369,7 @@ class ImageClassifier:
             self.compile(base_lr)
             phases.append(self._one_cycle(batches, val_batches, freeze_epochs, base_lr, 0.99, 25.0, 1e5,
                                           (0.95, 0.85, 0.95), phase_checkpoint(checkpoint, "head"),
-                                          callbacks, **kwargs))
+                                          self._history(batches, history, "head", callbacks), **kwargs))
         for layer in layers:
             layer.trainable = True
         if epochs > 0:
@@ -358,7 +377,7 @@ class ImageClassifier:
             self.compile_discriminative(max_lr, lr_mult)
             phases.append(self._one_cycle(batches, val_batches, epochs, max_lr, 0.3, 5.0, 1e5,
                                           (0.95, 0.85, 0.95), phase_checkpoint(checkpoint, "unfrozen"),
-                                          callbacks, **kwargs))
+                                          self._history(batches, history, "unfrozen", callbacks), **kwargs))
         history = merge_histories(phases)
         history.phases = phases
         return history

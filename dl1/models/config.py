@@ -116,6 +116,9 @@ class RunConfig:
     end_lr: float = option(10.0, "last rate (default 10)", check=positive, commands=(LR_FIND,))
     num_steps: int = option(100, "most steps (batches) to run (default 100)", check=at_least(2),
                             commands=(LR_FIND,))
+    suggest: str = option("valley", "the rule of the suggested rate: valley (default: the middle of the "
+                          "longest stretch where the loss keeps falling) or minimum/10 (the lowest loss's rate "
+                          "/ 10)", choices=("valley", "minimum/10"), commands=(LR_FIND,))
 
     def __post_init__(self):
         weights = "none" if self.weights is None else os.fspath(self.weights)

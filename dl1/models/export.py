@@ -118,11 +118,10 @@ def export_model(model, classes, path):
     if len(classes) != n_out:
         raise ValueError(f"{len(classes)} class names for a model with {n_out} outputs")
     plain = plain_model(model)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     meta = json.dumps({"classes": classes, "input_shape": list(plain.inputs[0].shape[1:]),
                        "input": "raw RGB images, 0-255, channels last"}, indent=1)
-    with atomic_path(path, suffix=".keras") as tmp:
+    needed = sum(int(np.prod(w.shape)) * 4 for w in plain.weights)  # float32 on disk; the zip adds little
+    with atomic_path(path, suffix=".keras", needed=needed, what=f"the export {os.path.basename(path)}") as tmp:
         plain.save(tmp)
         with zipfile.ZipFile(tmp, "a") as z:
             z.writestr(CLASSES_MEMBER, meta)

@@ -64,7 +64,7 @@ def export_onnx(model, classes, path, arch=None):
     program.model.metadata_props.update(metadata(classes, size, arch))
     program.model.doc_string = (f"dl1 image classifier: {INPUT_TEXT} at {size[0]}x{size[1]} in, class "
                                 f"probabilities out ({len(classes)} classes, names in metadata {META_CLASSES})")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path, suffix=".onnx") as tmp:
+    needed = sum(int(np.prod(w.shape)) * 4 for w in plain.weights)
+    with atomic_path(path, suffix=".onnx", needed=needed, what=f"the export {os.path.basename(path)}") as tmp:
         program.save(tmp)
     return path

@@ -4,8 +4,10 @@
 notebooks) read it back: the architecture, the class names in output order, the input size, the weights
 file of the last epoch, the dtype policy, and the whole ``RunConfig`` of the run. The file is a JSON
 object with a schema ``version``; records written before the version existed (version 1) are read too.
-``ModelRecord.from_dict`` checks the shape (an object, a list of class names, a size, a known
-architecture and version) and says in one line what is wrong and what to do. No Keras here.
+``ModelRecord.from_dict`` checks every field (an object, a list of distinct class names, a size, a known
+architecture, version and dtype policy, a weights file name inside ``results/``, whole epoch counts) and says
+in one line what is wrong and what to do; ``check_classes`` checks the class order against the class
+folders (a reordered list would silently swap every label). No Keras here.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ from dl1.models import archs
 
 VERSION = 2
 FILE_NAME = "dl1-model.json"
+POLICIES = (None, "float32", "mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
 
 
 @dataclasses.dataclass
@@ -55,8 +58,31 @@ class ModelRecord:
             raise DataError(f"{source} is a version {version} model record and this dl1 reads versions 1 to "
                             f"{VERSION}: upgrade dl1, or {redo}")
         classes = data.get("classes")
-        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes):
             raise DataError(f"{source} has no list of class names ('classes'): {redo}")
+        if len(set(classes)) != len(classes):
+            twice = sorted({c for c in classes if classes.count(c) > 1})
+            raise DataError(f"{source} names the class {', '.join(twice)} twice in 'classes': {redo}")
+        policy = data.get("policy")
+        if policy not in POLICIES:
+            raise DataError(f"{source} has an unknown dtype policy {policy!r} (one of "
+                            f"{', '.join(str(p) for p in POLICIES[1:])} or null): {redo}")
+        weights = data.get("weights")
+        if weights is not None and not (isinstance(weights, str) and weights and
+                                        weights == weights.replace("\\", "/").split("/")[-1]
+                                        and weights not in (".", "..")):
+            raise DataError(f"{source} has an invalid weights file name {weights!r} (a file name inside "
+                            f"results/ expected): {redo}")
+        for key in ("epochs_done",):
+            value = data.get(key, 0)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise DataError(f"{source} has an invalid {key} {value!r} (a whole number expected): {redo}")
+        acc = data.get("val_accuracy")
+        if acc is not None and (isinstance(acc, bool) or not isinstance(acc, numbers.Real)):
+            raise DataError(f"{source} has an invalid val_accuracy {acc!r}: {redo}")
+        for key in ("schedule",):
+            if data.get(key) is not None and not isinstance(data.get(key), str):
+                raise DataError(f"{source} has an invalid {key} {data.get(key)!r}: {redo}")
         size = data.get("size")
         if size is not None and not (isinstance(size, list) and len(size) == 2 and all(
                 isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)):
@@ -73,3 +99,14 @@ class ModelRecord:
         if config is not None and not isinstance(config, dict):
             raise DataError(f"{source} has an invalid 'config' (an object expected): {redo}")
         return cls(**values)
+
+
+def check_classes(record, folders, source=FILE_NAME):
+    """A DataError when a class folder list (``train/``'s sub-folders, in the sorted order the model's
+    outputs follow) holds the same names as ``record.classes`` in another order: the record was edited or
+    mixed up, and reading it would swap labels. Other differences (a class added since) are left alone."""
+    folders = list(folders)
+    if folders and set(folders) == set(record.classes) and folders != list(record.classes):
+        raise DataError(f"{source} lists the classes in the order {', '.join(record.classes)} but the model's "
+                        f"outputs follow the class folders' order {', '.join(folders)}: the record was "
+                        "edited or mixed up; put back a good copy, or run 'dl1 finetune' again")

@@ -188,6 +188,26 @@ def load_weights_any_name(path, load, suffix=".weights.h5", **kwargs):
         return load(link, **kwargs)
 
 
+def weights_h5_bytes(model):
+    """The bytes (a buffer) of ``model.save_weights('x.weights.h5')``, built in memory (HDF5 on a ``BytesIO``), or None
+    on an unverified Keras. Writing them is then a plain file write, which a full disk turns into an
+    ``OSError``: HDF5 writing a file itself can crash the process when the disk fills up."""
+    if not verified():
+        return None
+    import io
+
+    from keras.src.saving import saving_lib
+
+    buf = io.BytesIO()
+    store = saving_lib.H5IOStore(buf, mode="w")
+    try:
+        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                               visited_saveables=set())
+    finally:
+        store.close()
+    return buf.getbuffer()  # no copy: a 528 MB file is held once
+
+
 def keras3_last_dense_units(h5file):
     """Outputs of the last Dense layer in an open Keras 3 ``.weights.h5`` file, from its group names
     (``layers/dense``, ``layers/dense_1``, ... in creation order), or None when this cannot be read

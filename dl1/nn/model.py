@@ -20,14 +20,15 @@ import os
 import warnings
 
 import keras
+import numpy as np
 
 from dl1 import backend
-from dl1.io.atomic import atomic_path
+from dl1.io.atomic import atomic_path, write_bytes
 from dl1.io.errors import WeightsError
 from dl1.io.log import warn
-from dl1.nn import kprivate
+from dl1.nn import kprivate, weightfiles
 from dl1.nn.kprivate import sync_optimizer
-from dl1.nn.weightfiles import KIND_TEXT, file_kind, load_legacy_h5
+from dl1.nn.weightfiles import load_legacy_h5
 
 __all__ = ["Model", "ModelMixin", "Sequential", "choose_jit", "model_kind", "reset_states", "steps_per_epoch",
            "sync_optimizer"]
@@ -67,31 +68,40 @@ class ModelMixin:
         filepath = os.fspath(filepath)
         if not overwrite and os.path.exists(filepath):
             raise FileExistsError(f"{filepath} exists and overwrite=False")
-        folder = os.path.dirname(os.path.abspath(filepath))
-        os.makedirs(folder, exist_ok=True)
-        with atomic_path(filepath, suffix=".weights.h5") as tmp:
+        data = None if kwargs else kprivate.weights_h5_bytes(self)
+        if data is not None:  # serialised in memory, then one plain write: a full disk cannot crash HDF5
+            write_bytes(filepath, data, what=f"the weights {os.path.basename(filepath)}")
+            return
+        needed = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in self.weights)
+        with atomic_path(filepath, suffix=".weights.h5", needed=needed,
+                         what=f"the weights {os.path.basename(filepath)}") as tmp:
             super().save_weights(tmp, **kwargs)
 
     def load_weights(self, filepath, skip_mismatch=False, by_name=None, **kwargs):
         """Load weights saved by ``save_weights`` (any name), a ``.keras`` model file, or a Keras-2 ``.h5``
         file such as Keras' own ImageNet weights (matched by layer name, else by order). Returns a
-        ``LoadReport`` for Keras-2 files, else None. A file that is none of these is one line."""
+        ``LoadReport`` for Keras-2 files, else None. Through the one loader of ``dl1.nn.weightfiles``: a
+        file that is none of these, damaged, out of bounds, holding NaN/inf, or (unless ``skip_mismatch``)
+        of another class count, size or architecture is one ``WeightsError`` line naming it, before any
+        weight is set."""
         filepath = os.fspath(filepath)
-        if not os.path.isfile(filepath):
-            raise WeightsError(f"weights file not found: {filepath}")
-        kind = file_kind(filepath)
-        if kind == "keras2-h5":
+        info = weightfiles.describe(filepath)
+        weightfiles.check_finite(filepath)
+        if not skip_mismatch and info.kind != "keras2-h5":  # Keras-2 files are matched by layer name
+            weightfiles.check_fits(self, info)
+        if info.kind == "keras2-h5":
             return load_legacy_h5(self, filepath, skip_mismatch=skip_mismatch)
-        if kind == "unknown":
-            raise WeightsError(f"{filepath} is {KIND_TEXT[kind]} (expected an HDF5 .h5/.weights.h5 file or a "
-                               ".keras file)")
-        suffix = ".keras" if kind == "keras-archive" else ".weights.h5"
-        with warnings.catch_warnings():  # the optimizer's state is rebuilt on its first step anyway
-            warnings.filterwarnings("ignore", message=r"Skipping variable loading for optimizer")
-            if filepath.endswith(suffix):
-                return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
-            return kprivate.load_weights_any_name(filepath, super().load_weights, suffix,
-                                                  skip_mismatch=skip_mismatch, **kwargs)
+        suffix = ".keras" if info.kind == "keras-archive" else ".weights.h5"
+        try:
+            with warnings.catch_warnings():  # the optimizer's state is rebuilt on its first step anyway
+                warnings.filterwarnings("ignore", message=r"Skipping variable loading for optimizer")
+                if filepath.endswith(suffix):
+                    return super().load_weights(filepath, skip_mismatch=skip_mismatch, **kwargs)
+                return kprivate.load_weights_any_name(filepath, super().load_weights, suffix,
+                                                      skip_mismatch=skip_mismatch, **kwargs)
+        except (ValueError, KeyError) as e:  # Keras' many-line mismatch report: its first line, with the file
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            raise WeightsError(f"{filepath} does not fit this model: {first}") from None
 
     def fit(self, x=None, y=None, batch_size=None, *args, **kwargs):
         if isinstance(x, keras.utils.PyDataset):

@@ -104,10 +104,13 @@ def load_legacy_h5(model, path, skip_mismatch=False):
 def save_legacy_h5(model, path):
     """Write ``model``'s weights in the Keras 2 HDF5 layout, the layout of Keras' ImageNet downloads
     (used to make stand-in 'ImageNet' files for offline machines and tests)."""
-    from dl1.io.atomic import atomic_path
+    import io
+
+    from dl1.io.atomic import write_bytes
 
     layers = [layer for layer in model.layers if layer.weights]
-    with atomic_path(path, suffix=".h5") as tmp, h5py.File(tmp, "w") as f:
+    buf = io.BytesIO()  # HDF5 in memory, then one plain write (a full disk cannot crash HDF5)
+    with h5py.File(buf, "w") as f:
         f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in layers]
         f.attrs["backend"] = b"tensorflow"
         f.attrs["keras_version"] = b"2.2.4"
@@ -117,6 +120,7 @@ def save_legacy_h5(model, path):
             g.attrs["weight_names"] = [n.encode("utf8") for n in names]
             for name, value in zip(names, layer.get_weights(), strict=True):
                 g.create_dataset(name, data=value)
+    write_bytes(path, buf.getbuffer(), what=f"the weights {os.path.basename(path)}")
 
 
 # ---- what kind of file is this? ---------------------------------------------------------------------------
@@ -144,37 +148,206 @@ def file_kind(path):
 KIND_TEXT = {"keras2-h5": "a Keras 2 weights file", "keras3-h5": "a Keras 3 weights file",
              "keras-archive": "a Keras model file (.keras)", "unknown": "not a Keras weights or model file"}
 
+# ---- the one loader: what a file holds, checked against the model before anything is built or loaded -------
+MAX_CLASSES = 1_000_000  # outputs of a classifier's last layer: beyond this a config is taken for damaged
+MAX_ELEMENTS = 2**31  # values in one array of a weights file (VGG16's largest has 103 M)
 
-def _archive_last_units(path):
-    """Outputs of the last layer in a ``.keras`` archive, from its ``config.json`` (public format)."""
+
+@dataclass
+class WeightFile:
+    """What a weights or model file holds, read without loading its arrays (``describe``)."""
+
+    path: str
+    kind: str
+    shapes: list = field(default_factory=list)  # shapes of the model's float arrays (optimizer state aside)
+    last_units: int | None = None  # outputs of its last Dense layer, when that can be told
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+
+def _bad(path, why):
+    return WeightsError(f"{path} cannot be used as weights: {why}")
+
+
+def _h5_arrays(f, skip=("optimizer",)):
+    """``[(name, dataset)]`` of every array in an open HDF5 file (groups in ``skip`` at the top aside)."""
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name.split("/", 1)[0] not in skip:
+            found.append((name, obj))
+
+    f.visititems(visit)
+    return found
+
+
+def _checked_shapes(path, arrays):
+    shapes = []
+    for name, ds in arrays:
+        shape = tuple(int(n) for n in ds.shape)
+        if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+            raise _bad(path, f"its array {name} claims {np.prod(shape, dtype=np.float64):.3g} values, more than "
+                             f"{MAX_ELEMENTS:,} (a damaged or hostile file)")
+        if ds.dtype.kind == "f":
+            shapes.append(shape)
+    return shapes
+
+
+def _units(path, value, where):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_CLASSES:
+        raise _bad(path, f"{where} claims {value!r} output units (1 to {MAX_CLASSES:,} expected)")
+    return value
+
+
+def _archive_config(path, z):
     import json
+
+    try:
+        config = json.loads(z.read("config.json"))
+    except ValueError as e:
+        raise _bad(path, f"its config.json is not valid JSON ({e})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("config", {}), dict):
+        raise _bad(path, f"its config.json is a {type(config).__name__}, not a Keras model config (an object)")
+    layers = config.get("config", {}).get("layers") or []
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise _bad(path, "its config.json has no list of layers")
+    return layers
+
+
+def _archive_last_units(path, layers):
+    """Outputs of the last layer with ``units`` in a ``.keras`` archive's config (public format)."""
+    for layer in reversed(layers):
+        conf = layer.get("config")
+        if isinstance(conf, dict) and conf.get("units") is not None:
+            return _units(path, conf["units"], f"its config.json (layer {layer.get('class_name', '?')})")
+    return None
+
+
+def _describe(path, kind):
     import zipfile
 
-    with zipfile.ZipFile(path) as z:
-        config = json.loads(z.read("config.json"))
-    layers = config.get("config", {}).get("layers") or []
-    for layer in reversed(layers):
-        units = layer.get("config", {}).get("units")
-        if units is not None:
-            return int(units)
-    return None
+    if kind == "keras-archive":
+        with zipfile.ZipFile(path) as z:
+            damaged = z.testzip()  # every member's CRC: a damaged archive is named before Keras reads it
+            if damaged is not None:
+                raise _bad(path, f"the archive is damaged (bad CRC in {damaged})")
+            layers = _archive_config(path, z)
+            units = _archive_last_units(path, layers)
+            with z.open("model.weights.h5") as member, h5py.File(member, "r") as f:
+                shapes = _checked_shapes(path, _h5_arrays(f))
+        return WeightFile(path, kind, shapes, units)
+    if kind == "keras2-h5":
+        with h5py.File(path, "r") as f:
+            g = _weights_group(f)
+            arrays = []
+            for name in _attr_list(g, "layer_names"):
+                if name not in g:
+                    raise _bad(path, f"it lists layer {name} but holds no group for it")
+                for w in _attr_list(g[name], "weight_names"):
+                    if w not in g[name]:
+                        raise _bad(path, f"it lists weights {w} but does not hold them")
+                    arrays.append((w, g[name][w]))
+            shapes = _checked_shapes(path, arrays)
+        last = shapes[-1][-1] if shapes and shapes[-1] else None
+        return WeightFile(path, kind, shapes, _units(path, last, "its last layer"))
+    with h5py.File(path, "r") as f:
+        shapes = _checked_shapes(path, _h5_arrays(f))
+        units = None
+        try:
+            from dl1.nn import kprivate
+
+            units = kprivate.keras3_last_dense_units(f)
+        except (KeyError, IndexError, ValueError, TypeError):
+            units = None
+    return WeightFile(path, kind, shapes, _units(path, units, "its last Dense layer"))
+
+
+def describe(path):
+    """The ``WeightFile`` at ``path``: kind, array shapes and the last layer's outputs, read from the file's
+    structure only (nothing allocated for its values). Anything unreadable, damaged, out of bounds
+    (an array of more than ``MAX_ELEMENTS`` values, more than ``MAX_CLASSES`` outputs) or not a Keras file
+    is one ``WeightsError`` line naming the file."""
+    import zipfile
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {path}")
+    kind = file_kind(path)
+    if kind == "unknown":
+        raise WeightsError(f"{path} is {KIND_TEXT[kind]} (expected an HDF5 .h5/.weights.h5 file or a .keras file)")
+    try:
+        return _describe(path, kind)
+    except WeightsError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise _bad(path, f"it is damaged ({first})") from None
+
+
+def check_finite(path):
+    """Refuse (one line naming the file and the array) a weights file holding NaN or infinite values."""
+    import zipfile
+
+    def scan(f):
+        for name, ds in _h5_arrays(f):
+            if ds.dtype.kind != "f" or ds.size == 0:
+                continue
+            rows = max(1, (1 << 24) // max(1, int(np.prod(ds.shape[1:], dtype=np.int64)))) if ds.ndim else 1
+            for start in range(0, ds.shape[0] if ds.ndim else 1, rows):
+                part = ds[start:start + rows] if ds.ndim else ds[()]
+                if not np.isfinite(part).all():
+                    raise WeightsError(f"{path} holds NaN or infinite weights (in {name}): refused; use the "
+                                       "weights of an earlier epoch, or train again")
+
+    path = os.fspath(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z, z.open("model.weights.h5") as member, h5py.File(member, "r") as f:
+                scan(f)
+        else:
+            with h5py.File(path, "r") as f:
+                scan(f)
+    except WeightsError:
+        raise
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise _bad(path, f"it is damaged ({first})") from None
+
+
+def model_shapes(model):
+    """Shapes of ``model``'s float weights, as ``describe`` lists a file's."""
+    return [tuple(int(n) for n in w.shape) for w in model.weights if "float" in str(w.dtype)]
+
+
+def check_fits(model, info, what="this model"):
+    """One ``WeightsError`` line when the file ``info`` describes cannot fill ``model``: another number of
+    classes, other layer shapes (another input size or architecture), or another number of arrays."""
+    from collections import Counter
+
+    ours = model_shapes(model)
+    units = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if info.last_units is not None and units is not None and ours and len(ours[-1]) == 1 \
+            and info.last_units != units and Counter(info.shapes) != Counter(ours):
+        raise WeightsError(f"{info.path} holds a model with {info.last_units} outputs (classes) but {what} has "
+                           f"{units}: use the weights trained for these classes")
+    if Counter(info.shapes) == Counter(ours):
+        return
+    if len(info.shapes) != len(ours):
+        raise WeightsError(f"{info.path} holds {len(info.shapes)} weight arrays and {what} has {len(ours)}: it "
+                           "was saved from another architecture")
+    missing = list((Counter(ours) - Counter(info.shapes)).elements())
+    extra = list((Counter(info.shapes) - Counter(ours)).elements())
+    mine = missing[0] if missing else "?"
+    other = extra[0] if extra else "?"
+    raise WeightsError(f"{info.path} holds weights of shape {other} where {what} has {mine}: it was saved "
+                       "from another input size or architecture")
 
 
 def saved_num_classes(path):
     """Number of outputs of the last Dense layer stored in a weights or model file, or None when it
-    cannot be told (the caller then builds the 1000-class network and lets loading say what is wrong)."""
-    from dl1.nn import kprivate
-
-    kind = file_kind(path)
-    try:
-        if kind == "keras2-h5":
-            saved = read_legacy_h5(path)
-            return int(saved[-1][1][-1].shape[-1]) if saved else None
-        if kind == "keras-archive":
-            return _archive_last_units(path)
-        if kind == "keras3-h5":
-            with h5py.File(path, "r") as f:
-                return kprivate.keras3_last_dense_units(f)
-    except (OSError, KeyError, IndexError, ValueError):
-        return None
-    return None
+    cannot be told. A damaged file, or one claiming an absurd number of outputs, is one WeightsError."""
+    return describe(path).last_units

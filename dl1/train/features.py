@@ -199,15 +199,44 @@ class FeatureCache:
         return os.path.join(self.folder, f"{name}-{digest}.b2nd")
 
     def _load(self, path):
+        """``((features, ok), {(file, size, mtime): row})`` from a cache file, or ``(None, {})`` when it is
+        absent; a damaged or foreign one (its index not the schema below, or not matching the array) is
+        named in a note and recomputed."""
         if not os.path.exists(path):
             return None, {}
         try:
             data, meta = load_array(path, with_meta=True)
-            index = meta["index"]
-            rows = {(f, s, m): i for i, (f, s, m) in enumerate(index["files"])}
-            return (data, index["ok"]), rows
-        except (DataError, KeyError, ValueError, TypeError):
-            return None, {}  # damaged or foreign file: recompute everything
+            problem = self._index_problem(data, meta)
+            if problem is None:
+                index = meta["index"]
+                rows = {(f, s, m): i for i, (f, s, m) in enumerate(index["files"])}
+                return (data, index["ok"]), rows
+        except DataError as e:
+            problem = str(e)
+        warn("feature cache %s is damaged (%s); computing the features again", path, problem)
+        return None, {}
+
+    def _index_problem(self, data, meta):
+        """What is wrong with a cache entry's index (``{'files': [[name, size, mtime_ns]...], 'ok': [...]}``,
+        one row per array row, the prefix's output shape), or None."""
+        index = meta.get("index") if isinstance(meta, dict) else None
+        if not isinstance(index, dict) or not isinstance(index.get("files"), list) \
+                or not isinstance(index.get("ok"), list):
+            return "no index of its images"
+        files, ok = index["files"], index["ok"]
+        if not all(isinstance(r, list) and len(r) == 3 and isinstance(r[0], str)
+                   and all(isinstance(v, int) and not isinstance(v, bool) for v in r[1:]) for r in files):
+            return "its index is not a list of [image, size, time]"
+        if not all(isinstance(v, bool) for v in ok) or len(ok) != len(files):
+            return "its index of readable images does not match its list of images"
+        if data.ndim < 1 or data.shape[0] != len(files) or tuple(data.shape[1:]) != tuple(self.prefix.output_shape):
+            return f"an array of shape {tuple(data.shape)} for {len(files)} images"
+        if data.dtype.kind != "f":
+            return f"values of type {data.dtype}"
+        step = max(1, (1 << 24) // max(1, int(np.prod(data.shape[1:]))))
+        if not all(np.isfinite(data[i:i + step]).all() for i in range(0, len(data), step)):
+            return "values that are not finite numbers"
+        return None
 
     def features(self, batches):
         """``(features, ok)``: one row per ``batches.filenames`` entry, ``ok`` False for unreadable files."""
@@ -246,8 +275,7 @@ class FeatureCache:
         return out, ok
 
     def _compute(self, batches, todo, out, ok, partial):
-        from tqdm.auto import tqdm
-
+        from dl1.io.console import tqdm
         from dl1.io.pools import prefetch_pool
 
         what = f"{len(todo)} new or changed images" if partial else f"{len(todo)} images"

@@ -18,6 +18,7 @@ import contextlib
 import numpy as np
 
 from dl1.data.batches import DirectoryIterator
+from dl1.io.console import keras_verbose
 from dl1.io.errors import DataError
 from dl1.io.log import note
 from dl1.nn.kprivate import sync_optimizer
@@ -163,7 +164,8 @@ class _Run:
         guard = StopAndCheckpoint(self.ckpt, self.data, stop, self.every, start, self.epochs,
                                   session.group if session is not None else None)
         averaging = session.averaging(self.target.optimizer) if session is not None else contextlib.nullcontext()
-        verbose = self.verbose if session is None else 0  # several processes: rank 0 prints one line per epoch
+        # several processes: rank 0 prints one line per epoch; not a terminal: one plain line per epoch
+        verbose = keras_verbose(self.verbose) if session is None else 0
         with averaging:
             return self.target.fit(part, epochs=last, initial_epoch=first, validation_data=val, verbose=verbose,
                                    callbacks=user + [guard] + extra)
@@ -174,6 +176,6 @@ def predict_batches(model, batches, cache="auto", verbose=1, cache_dir=None):
     frozen-prefix features (kept in ``cache_dir``) when the model has a frozen prefix."""
     prefix = cache_plan(model, [batches], cache, verbose) if _cacheable(batches) else None
     if prefix is None:
-        return model.predict(batches, verbose=verbose)
+        return model.predict(batches, verbose=keras_verbose(verbose))
     x, _ = feature_arrays(prefix, batches, verbose, folder=cache_dir)
-    return prefix.head(model).predict(x, batch_size=max(batches.batch_size, 32), verbose=verbose)
+    return prefix.head(model).predict(x, batch_size=max(batches.batch_size, 32), verbose=keras_verbose(verbose))

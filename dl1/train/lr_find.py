@@ -3,8 +3,17 @@
 Train for at most ``num_steps`` batches while the learning rate grows exponentially from ``start_lr`` to
 ``end_lr``; record the loss of each batch; stop once the (smoothed) loss has diverged; then put the weights
 and the optimizer's state back as they were. The plot of loss against rate (log scale) shows where
-training is fast and where it blows up; the suggestion is the rate at the lowest smoothed loss divided by
-ten (fastai's "minimum/10" rule), a rate still well inside the region where the loss falls.
+training is fast and where it blows up. The suggestion follows one of two rules (``suggest``):
+
+- ``"valley"`` (the default, fastai's since 2021): the longest stretch over which the smoothed loss keeps
+  falling (its longest decreasing subsequence, counted back from where it ends), and the rate in its
+  middle: a rate where the loss is still falling steadily. A flat or noisy start does not pull it to the
+  bottom of the range, and a noisy bottom does not pull it to the edge of divergence.
+- ``"minimum/10"`` (fastai's 2018 rule): the rate at the lowest smoothed loss, divided by ten.
+
+When the smoothed loss never falls below where it started, there is no suggestion (``suggestion`` is None)
+and ``summary()`` says so in one line: the range is too narrow, or the model is already past the point
+where this data can teach it anything at these rates.
 
 When only the layers after a frozen prefix train (after ``finetune``), the test runs on the cached
 frozen-prefix features (``features.py``): each image goes through the convolutional layers once, not once
@@ -22,42 +31,84 @@ from dl1.train.features import feature_data
 from dl1.train.fit import cache_plan
 from dl1.train.schedules import set_momentum
 
-RULE = "minimum/10"
-RULE_TEXT = "the rate at the lowest smoothed loss, divided by 10"
+RULES = {"valley": "the middle of the longest stretch where the smoothed loss keeps falling",
+         "minimum/10": "the rate at the lowest smoothed loss, divided by 10"}
+DEFAULT_RULE = "valley"
+NEVER_FELL = "loss never fell below its start"
+
+
+def longest_valley(values):
+    """``(start, end)`` of the longest valley of ``values``: ``end`` closes their longest decreasing
+    subsequence (dynamic programming over the pairs, fine for a few hundred steps; the earliest on a tie)
+    and ``start`` is as many steps before it, so a flat stretch before the fall does not count."""
+    n = len(values)
+    length = np.ones(n, dtype=np.int64)
+    for i in range(1, n):
+        above = values[:i] > values[i]  # earlier points the valley can come down from
+        if above.any():
+            length[i] = length[:i][above].max() + 1
+    end = int(np.argmax(length))
+    return max(end - int(length[end]), 0), end
+
+
+def suggest_valley(lrs, smoothed):
+    """The valley rule: the rate at the middle of the longest valley of ``smoothed`` (a third of its
+    length, then a sixth more, as fastai counts)."""
+    start, end = longest_valley(smoothed)
+    third = (end - start) / 3
+    return float(lrs[start + int(third) + int(third / 2)])
 
 
 class LRFinder:
-    """The outcome of a range test: ``lrs``, ``losses`` (per batch), ``smoothed``, ``suggestion``, ``rule``."""
+    """The outcome of a range test: ``lrs``, ``losses`` (per batch), ``smoothed``, ``suggestion`` (None when
+    the loss never fell), ``rule``, ``min_lr`` and ``steepest`` (both shown in the summary)."""
 
-    def __init__(self, lrs, losses, smoothed, stopped_early, cached, seconds):
+    def __init__(self, lrs, losses, smoothed, stopped_early, cached, seconds, suggest=DEFAULT_RULE):
+        if suggest not in RULES:
+            raise ValueError(f"suggest must be one of {', '.join(RULES)}, not {suggest!r}")
         self.lrs = np.asarray(lrs, dtype=np.float64)
         self.losses = np.asarray(losses, dtype=np.float64)
         self.smoothed = np.asarray(smoothed, dtype=np.float64)
         self.stopped_early = bool(stopped_early)
         self.cached = bool(cached)
         self.seconds = float(seconds)
-        self.rule = RULE
-        finite = np.isfinite(self.smoothed)
-        finite[:len(finite) // 10] = False  # the first tenth: the average has not settled yet
-        if finite.any():
-            i = int(np.nanargmin(np.where(finite, self.smoothed, np.inf)))
-            self.min_lr = float(self.lrs[i])
-            self.suggestion = self.min_lr / 10.0
-            d = np.gradient(self.smoothed[finite], np.log(self.lrs[finite])) if finite.sum() > 2 else None
-            self.steepest = float(self.lrs[finite][int(np.argmin(d))]) if d is not None else self.suggestion
-        else:
-            self.min_lr = self.suggestion = self.steepest = float("nan")
+        self.rule = suggest
+        self.min_lr = self.steepest = self.suggestion = None
+        # the steps after the first tenth (the average has not settled before), up to the first non-finite one
+        settled = len(self.smoothed) // 10
+        bad = np.flatnonzero(~np.isfinite(self.smoothed[settled:]))
+        stop = settled + (int(bad[0]) if len(bad) else len(self.smoothed) - settled)
+        if stop - settled < 2:
+            return
+        lrs, smooth = self.lrs[settled:stop], self.smoothed[settled:stop]
+        lowest = int(np.argmin(smooth))
+        if not smooth[lowest] < smooth[0]:  # never below where it started: nothing to suggest
+            return
+        self.min_lr = float(lrs[lowest])
+        slope = np.gradient(smooth, np.log(lrs)) if len(smooth) > 2 else np.array([0.0, 0.0])
+        self.steepest = float(lrs[int(np.argmin(slope))])
+        self.suggestion = suggest_valley(lrs, smooth) if suggest == "valley" else self.min_lr / 10.0
+
+    @property
+    def fell(self):
+        """Whether the smoothed loss fell below its start at some rate (else there is no suggestion)."""
+        return self.suggestion is not None
 
     def __repr__(self):
-        return (f"LRFinder(steps={len(self.lrs)}, suggestion={self.suggestion:.2e} ({self.rule}), "
-                f"cached={self.cached})")
+        shown = f"{self.suggestion:.2e}" if self.fell else "None"
+        return f"LRFinder(steps={len(self.lrs)}, suggestion={shown} ({self.rule}), cached={self.cached})"
 
     def summary(self):
+        """One line: what ran, and the suggestion with its rule, or that the loss never fell."""
         how = "on cached frozen-layer features" if self.cached else "through the whole network"
         stop = "stopped when the loss diverged" if self.stopped_early else "ran every step"
-        return (f"Learning-rate finder: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e} "
-                f"{how} in {self.seconds:.1f}s ({stop}). Suggested learning rate: {self.suggestion:.2e} "
-                f"(rule {self.rule}, {RULE_TEXT}: {self.min_lr:.2e} / 10; steepest descent at {self.steepest:.2e})")
+        ran = (f"Learning-rate finder: {len(self.lrs)} steps from {self.lrs[0]:.1e} to {self.lrs[-1]:.1e} "
+               f"{how} in {self.seconds:.1f}s ({stop}).")
+        if not self.fell:
+            return (f"{ran} No suggestion: the {NEVER_FELL} between {self.lrs[0]:.1e} and {self.lrs[-1]:.1e} "
+                    "(try a wider range: a lower start rate or a higher end rate)")
+        return (f"{ran} Suggested learning rate: {self.suggestion:.2e} (rule {self.rule}: {RULES[self.rule]}; "
+                f"lowest loss at {self.min_lr:.2e}, steepest descent at {self.steepest:.2e})")
 
     def plot(self, fname=None, ax=None):
         """Smoothed loss against learning rate, log x axis, the suggestion marked; saved to ``fname``."""
@@ -68,8 +119,12 @@ class LRFinder:
             fig, ax = plt.subplots(figsize=(7, 4))
         ax.plot(self.lrs, self.losses, color="0.8", lw=1, label="loss per batch")
         ax.plot(self.lrs, self.smoothed, lw=2, label="smoothed")
-        if math.isfinite(self.suggestion):
-            ax.axvline(self.suggestion, color="C3", ls="--", label=f"suggested {self.suggestion:.1e} ({RULE})")
+        if self.fell:
+            at = float(np.interp(np.log(self.suggestion), np.log(self.lrs), self.smoothed))
+            ax.axvline(self.suggestion, color="C3", ls="--", lw=1)
+            ax.plot([self.suggestion], [at], "o", color="C3", label=f"suggested {self.suggestion:.1e} ({self.rule})")
+        else:
+            ax.text(0.02, 0.95, f"no suggestion: {NEVER_FELL}", transform=ax.transAxes, va="top", color="C3")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate (log scale)")
         ax.set_ylabel("loss")
@@ -87,12 +142,13 @@ class LRFinder:
 
 
 class _State:
-    """The weights of every layer that can train, and the optimizer's variables and settings."""
+    """The variables of every layer (weights, and the random generators' states of dropout and the like, so
+    that a second run repeats the first), and the optimizer's variables and settings."""
 
     def __init__(self, model):
         self.model = model
-        self.layers = [layer for layer in model.layers if layer.trainable_weights]
-        self.weights = [[np.array(keras.ops.convert_to_numpy(w)) for w in layer.weights] for layer in self.layers]
+        self.layers = [layer for layer in model.layers if layer.variables]
+        self.weights = [[np.array(keras.ops.convert_to_numpy(w)) for w in layer.variables] for layer in self.layers]
         opt = model.optimizer
         if not opt.built:
             opt.build(model.trainable_variables)
@@ -103,7 +159,7 @@ class _State:
 
     def restore(self):
         for layer, saved in zip(self.layers, self.weights, strict=True):
-            for var, value in zip(layer.weights, saved, strict=True):
+            for var, value in zip(layer.variables, saved, strict=True):
                 var.assign(value)
         opt = self.model.optimizer
         for var, value in zip(opt.variables, self.opt, strict=True):
@@ -114,14 +170,19 @@ class _State:
 
 
 def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4.0, beta=0.98, cache="auto",
-            stop_div=True, verbose=1, cache_dir=None):
+            stop_div=True, verbose=1, cache_dir=None, suggest=DEFAULT_RULE, seed=0):
     """Run the range test on compiled ``model`` with ``batches``; returns an ``LRFinder``.
 
     ``cache``: 'auto'/True uses the frozen-prefix features when only the layers after a frozen prefix
     train, False pushes every batch through the whole model (as fastai and plain Keras do). The loss is
     smoothed with an exponential moving average (``beta``, bias-corrected); with ``stop_div`` the test
     stops when the smoothed loss exceeds ``diverge`` times its minimum, or is not finite. The weights, the
-    optimizer's state, its learning rate and momentum are restored afterwards.
+    optimizer's state, its learning rate and momentum are restored afterwards, and so are the random
+    generators' states (dropout), so that a second run on the same data gives the same curve. ``suggest``:
+    the rule of the suggestion, ``"valley"`` or ``"minimum/10"`` (see the module's docstring). ``seed``
+    seeds the random generators first (``keras.utils.set_random_seed``: dropout without a seed of its own
+    draws from the backend's global generator), so the same data and seed give the same curve and the same
+    suggestion; None leaves them as they are.
     """
     import time
 
@@ -129,9 +190,13 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
         raise RuntimeError("compile the model before the learning-rate finder (Vgg16 does this in finetune)")
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, not {start_lr} and {end_lr}")
+    if suggest not in RULES:
+        raise ValueError(f"suggest must be one of {', '.join(RULES)}, not {suggest!r}")
     if num_steps < 2:
         raise ValueError(f"num_steps must be at least 2, not {num_steps}")
     t0 = time.time()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     sync_optimizer(model)
     prefix = cache_plan(model, [batches], cache, verbose)
     if prefix is not None:
@@ -146,8 +211,7 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
     lrs, losses, smoothed = [], [], []
     avg, best, stopped = 0.0, math.inf, False
     ratio = end_lr / start_lr
-    from tqdm.auto import tqdm
-
+    from dl1.io.console import tqdm
     from dl1.io.pools import prefetch_pool
 
     bar = tqdm(total=num_steps, desc="lr_find", unit="step", disable=not verbose)
@@ -182,4 +246,4 @@ def lr_find(model, batches, start_lr=1e-7, end_lr=10.0, num_steps=100, diverge=4
         bar.close()
         state.restore()
         data.set_epoch(epoch0)
-    return LRFinder(lrs, losses, smoothed, stopped, prefix is not None, time.time() - t0)
+    return LRFinder(lrs, losses, smoothed, stopped, prefix is not None, time.time() - t0, suggest=suggest)

@@ -12,6 +12,8 @@ fixed (not random), so results are reproducible, and rows follow ``batches.filen
 
 import numpy as np
 
+from dl1.io.console import keras_verbose
+
 _SHIFTS = ((1, 1), (-1, -1), (-1, 1), (1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
 
 
@@ -57,9 +59,8 @@ def predict_tta(model, batches, n=4, shift=0.08, verbose=1):
         raise ValueError("test-time augmentation needs batches with shuffle=False (rows must follow filenames)")
     transforms = tta_transforms(n, shift)
     if n == 1:
-        return model.predict(batches, verbose=verbose)
-    from tqdm.auto import tqdm
-
+        return model.predict(batches, verbose=keras_verbose(verbose))
+    from dl1.io.console import tqdm
     from dl1.io.pools import prefetch_pool
 
     outs = []

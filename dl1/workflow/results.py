@@ -14,11 +14,21 @@ import re
 from dl1.io.arrays import load_array, save_array
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error
+from dl1.io.space import check_free, unwritable_reason
 from dl1.models.record import FILE_NAME as MODEL_FILE
-from dl1.models.record import ModelRecord
+from dl1.models.record import ModelRecord, check_classes
 from dl1.train.cachedir import cache_dir_for
 
 _EPOCH_FILE = re.compile(r"^ft(\d+)\.h5$")
+
+
+def class_folders(folder):
+    """The class sub-folders of ``folder`` in the order the batches number them (sorted; hidden aside)."""
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+    except OSError:
+        return []
+    return sorted(n for n in names if n != "__MACOSX")
 
 
 class Results:
@@ -86,7 +96,13 @@ class Results:
             if not required:
                 return None
             raise DL1Error(f"{self.model_file} is damaged ({e}); run 'dl1 finetune' again") from None
-        return ModelRecord.from_dict(data, source=self.model_file)
+        record = ModelRecord.from_dict(data, source=self.model_file)
+        for split in ("train", "valid"):  # the order the model's outputs follow: the class folders'
+            names = class_folders(os.path.join(self.root, split))
+            if names:
+                check_classes(record, names, self.model_file)
+                break
+        return record
 
     def _sample_hint(self, name, made):
         """When ``name`` is missing here but present in ``ROOT/sample/results``: how to use that one."""
@@ -101,6 +117,14 @@ class Results:
             record = ModelRecord.from_dict(dict(record), source="the model record")
         os.makedirs(self.path, exist_ok=True)
         write_text(self.model_file, json.dumps(record.to_dict(), indent=1))
+
+    def check_room(self, needed, what):
+        """Before a long step: a ``DiskError`` line now, rather than after the work, when the results folder
+        is read-only, closed to this user, or lacks ``needed`` bytes for ``what``."""
+        reason = unwritable_reason(self.path, needed, what, space=False)
+        if reason is not None:
+            raise reason
+        check_free(self.path, needed, what)
 
     # ---- per-epoch weights ---------------------------------------------------------------------------
     @staticmethod
@@ -117,16 +141,22 @@ class Results:
                 found.append((int(m.group(1)), self.file(name)))
         return sorted(found)
 
-    def prune_epoch_weights(self, keep, protect=()):
-        """Delete all but the ``keep`` newest per-epoch weight files (never one in ``protect``); returns
-        the deleted paths. ``keep`` <= 0 keeps everything."""
+    def prune_epoch_weights(self, keep, protect=(), own=None):
+        """Delete all but the ``keep`` newest per-epoch weight files (never one in ``protect``; with ``own``,
+        only files in it: those the calling run wrote); returns the deleted paths. ``keep`` <= 0 keeps
+        everything."""
         if keep is None or keep <= 0:
             return []
         protect = {os.path.abspath(p) for p in protect}
+        mine = None if own is None else {os.path.abspath(p) for p in own}
         files = self.epoch_weights()
-        doomed = [path for _, path in files[:-keep] if os.path.abspath(path) not in protect]
+        doomed = [path for _, path in files[:-keep] if os.path.abspath(path) not in protect
+                  and (mine is None or os.path.abspath(path) in mine)]
         for path in doomed:
-            os.remove(path)
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                continue
         return doomed
 
     # ---- arrays --------------------------------------------------------------------------------------

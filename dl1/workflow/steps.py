@@ -4,6 +4,7 @@ run and what the Redux notebook calls. Each prints the lines a user reads and re
     prepare(DIR)  ->  finetune(DIR)  ->  predict(DIR)  ->  inspect(DIR)  ->  submit(DIR)
 """
 
+import functools
 import os
 import time
 
@@ -12,8 +13,16 @@ from dl1.inspect.losses import Interpretation, format_most_confused, write_most_
 from dl1.inspect.predictions import plot_log_loss, save_inspection
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error, SubmissionError
-from dl1.io.log import note
-from dl1.kaggle.cli import download, resolve_competition
+from dl1.io.folderlock import folder_lock
+from dl1.io.log import examples, note
+from dl1.kaggle.cli import (
+    KaggleError,
+    credentials_help,
+    download,
+    find_credentials,
+    kaggle_command,
+    resolve_competition,
+)
 from dl1.kaggle.cli import submit as kaggle_submit
 from dl1.kaggle.submission import (
     best_clip,
@@ -32,8 +41,8 @@ from dl1.workflow.results import Results
 
 __all__ = ["DEFAULT_LABEL_REGEX", "app", "app_engine", "classify", "clip_value", "data_root", "export",
            "feature_cache", "finetune", "inspect", "kaggle_download", "load_trained", "lr_find", "need_dir",
-           "prediction_table", "predict", "prepare", "submit", "test_folder", "validate", "validation_examples",
-           "weights_arg"]
+           "prediction_table", "predict", "prepare", "show_history", "submit", "test_folder", "upload_check",
+           "validate", "validation_examples", "weights_arg"]
 
 
 def data_root(directory, sample=False):
@@ -58,7 +67,31 @@ def weights_arg(value):
     return value
 
 
+def writes_under(command, when=None):
+    """Decorate a step that writes under its data folder (its first argument): the step holds the folder's
+    lock (``dl1.io.folderlock``) while it runs, so a second command on the same folder is one line naming
+    the process that holds it. ``when(directory, **kwargs)`` false: the call writes nothing there (no lock).
+    Under torchrun only rank 0 writes, so only rank 0 locks."""
+    def decorate(step):
+        @functools.wraps(step)
+        def locked(directory, *args, **kwargs):
+            enabled = os.environ.get("RANK", "0") == "0" and (when is None or when(directory, *args, **kwargs))
+            with folder_lock(directory, command, enabled=enabled):
+                return step(directory, *args, **kwargs)
+        return locked
+    return decorate
+
+
+def _csv_inside(directory, paths=None, csv=None, **_):
+    """``classify --csv F`` writes under ``directory`` only when F lies inside it."""
+    if not csv:
+        return False
+    inside = os.path.abspath(os.fspath(directory)) + os.sep
+    return os.path.abspath(os.fspath(csv)).startswith(inside)
+
+
 # ---- prepare ---------------------------------------------------------------------------------------------
+@writes_under("prepare")
 def prepare(directory, **options):
     """Raw Kaggle data (folders or zips) into the course layout; safe to re-run. Returns the report.
     ``options`` go to ``dl1.data.prepare.prepare_data`` (``valid``, ``sample_train``, ``sample_valid``,
@@ -69,28 +102,39 @@ def prepare(directory, **options):
     report = prepare_data(directory, **options)
     if report.unreadable:
         print(f"Set aside {len(report.unreadable)} unreadable image(s) under "
-              f"{os.path.join(directory, 'unreadable')}: {', '.join(report.unreadable[:5])}")
+              f"{os.path.join(directory, 'unreadable')}: {examples(report.unreadable)}")
     print(report.summary())
     return report
 
 
 # ---- finetune --------------------------------------------------------------------------------------------
-def _epoch_weights_saver(model, results, record, keep, offset=0):
+def _epoch_weights_saver(model, results, record, keep, offset=0, written=None):
     """A Keras callback that saves ``ft<epoch>.h5`` (1-based) and the model record after each epoch, and
-    keeps only the ``keep`` newest such files."""
+    keeps only the ``keep`` newest such files, deleting only files this run wrote (``written``, a list the
+    savers of one run share)."""
     import keras
+
+    written = [] if written is None else written
 
     class SaveEpochWeights(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             name = results.epoch_weights_name(offset + epoch + 1)
             model.model.save_weights(results.file(name))
+            written.append(results.file(name))
             record.weights, record.epochs_done = name, offset + epoch + 1
             record.val_accuracy = (logs or {}).get("val_accuracy")
             results.write_model(record)
-            for path in results.prune_epoch_weights(keep, protect=[results.file(name)]):
+            for path in results.prune_epoch_weights(keep, protect=[results.file(name)], own=written):
                 note("removed %s (--keep %d)", os.path.basename(path), keep)
 
     return SaveEpochWeights()
+
+
+def _nbytes(variables):
+    """Bytes of ``variables`` as a weights file stores them (float32)."""
+    import math
+
+    return sum(4 * math.prod(int(n) for n in v.shape) for v in variables)
 
 
 def _previous_record(results, restart):
@@ -104,6 +148,7 @@ def _previous_record(results, restart):
         return None
 
 
+@writes_under("finetune")
 def finetune(directory, config=None, **settings):
     """The 7-line recipe on ``directory/train`` and ``directory/valid`` with the settings of ``config`` (a
     ``RunConfig``; keyword ``settings`` change it, e.g. ``finetune(DIR, epochs=3, arch='resnet50')``):
@@ -133,6 +178,9 @@ def finetune(directory, config=None, **settings):
     val_batches = model.get_batches(os.path.join(root, "valid"), batch_size=config.batch_size * 2, shuffle=False)
     model.finetune(batches)
     model.compile(lr=config.lr)
+    if main:  # one epoch's weights file and a checkpoint must fit, or the run stops now rather than later
+        results.check_room(_nbytes(model.model.weights) + 3 * _nbytes(model.model.trainable_weights),
+                           "an epoch's weights and checkpoint")
     checkpoint = results.file(Results.CHECKPOINT)
     if config.restart and main:
         stale = [checkpoint] + [checkpoint[:-len(".npz")] + f"-{phase}.npz" for phase in ("head", "unfrozen")]
@@ -147,7 +195,7 @@ def finetune(directory, config=None, **settings):
         record.weights, record.epochs_done, record.val_accuracy = old.weights, old.epochs_done, old.val_accuracy
     start = time.time()
     common = {"cache": config.cache, "checkpoint": checkpoint, "checkpoint_every": config.checkpoint_every,
-              "verbose": config.verbose}
+              "verbose": config.verbose, "history": results.path}  # history.csv: one row per epoch
     keep = config.keep
     if config.unfreeze:
         history = _fine_tune(model, batches, val_batches, config, results, record, common)
@@ -175,8 +223,9 @@ def _fine_tune(model, batches, val_batches, config, results, record, common):
     import keras
 
     keep = config.keep
-    savers = [_epoch_weights_saver(model, results, record, keep),
-              _epoch_weights_saver(model, results, record, keep, offset=config.freeze_epochs)]
+    written = []
+    savers = [_epoch_weights_saver(model, results, record, keep, written=written),
+              _epoch_weights_saver(model, results, record, keep, offset=config.freeze_epochs, written=written)]
 
     class PhaseSaver(keras.callbacks.Callback):  # head epochs (some layers frozen), then the unfrozen ones
         def on_epoch_end(self, epoch, logs=None):
@@ -187,18 +236,24 @@ def _fine_tune(model, batches, val_batches, config, results, record, common):
                            base_lr=config.lr, callbacks=[PhaseSaver()], **common)
 
 
+@writes_under("lr-find")
 def lr_find(directory, config=None, **settings):
     """The learning-rate range test on ``directory/train`` after ``finetune`` (the head alone, on cached
     features; ``unfreeze``: every layer), with the settings of ``config`` (a ``RunConfig``; keyword
-    ``settings`` change it); writes ``results/lr_find.png``. Returns the ``LRFinder``."""
+    ``settings`` change it); writes ``results/lr_find.png``. The same data and ``seed`` give the same
+    suggestion (rule ``suggest``); its ``suggestion`` is None when the loss never fell. Returns the
+    ``LRFinder``."""
     config = RunConfig.build(config, **settings)
     root = data_root(directory, config.sample)
     need_dir(os.path.join(root, "train"), "run 'dl1 prepare DIR' first")
     model_args = config.model_args()
     model_args["weights"] = weights_arg(config.weights)
+    import keras
+
     from dl1.models.classifier import build_classifier
 
     results = Results(root)
+    keras.utils.set_random_seed(config.seed)  # new heads' weights and dropout repeat from run to run
     model = build_classifier(config.arch, cache_dir=results.cache_dir, **model_args)
     batches = model.get_batches(os.path.join(root, "train"), batch_size=config.batch_size, seed=config.seed)
     model.finetune(batches)
@@ -207,12 +262,13 @@ def lr_find(directory, config=None, **settings):
     model.compile()
     return model.lr_find(batches, start_lr=config.start_lr, end_lr=config.end_lr, num_steps=config.num_steps,
                          fname=results.file(Results.LR_FIND_PNG), cache="auto" if config.cache else False,
-                         verbose=config.verbose)
+                         verbose=config.verbose, suggest=config.suggest, seed=config.seed)
 
 
 EXPORT_FORMATS = {"keras": (".keras", Results.EXPORT), "onnx": (".onnx", Results.EXPORT_ONNX)}
 
 
+@writes_under("export")
 def export(directory, sample=False, weights=None, output=None, format="keras"):
     """The trained model as one ``.keras`` file (``results/model.keras`` or ``output``) that plain Keras
     loads without dl1, the class names beside it; or with ``format='onnx'`` one ``.onnx`` file
@@ -242,6 +298,13 @@ def load_trained(root, weights_file=None):
     path = weights_file or results.file(record.weights or "")
     if not os.path.isfile(path):
         raise DL1Error(f"weights file not found: {path}; run 'dl1 finetune' (or give --weights)")
+    from dl1.nn.weightfiles import describe
+
+    info = describe(path)  # before anything is built: a damaged, foreign or other-class file is one line
+    if info.last_units is not None and info.last_units != len(record.classes):
+        raise DL1Error(f"{path} holds a model with {info.last_units} outputs but {results.model_file} lists "
+                       f"{len(record.classes)} classes ({', '.join(record.classes[:6])}"
+                       f"{', ...' if len(record.classes) > 6 else ''}): give the weights trained on these classes")
     model = build_classifier(record.arch, weights=None, size=tuple(record.size), verbose=False,
                              mixed_precision=record.policy or False, cache_dir=results.cache_dir)
     model.ft(len(record.classes))
@@ -257,6 +320,7 @@ def test_folder(directory, sample=False):
     return test if os.path.isdir(test) or not sample else os.path.join(directory, "test")
 
 
+@writes_under("predict")
 def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tta=1):
     """Probabilities for ``test/`` (and ``valid/``) under ``results/``; returns the test predictions.
     ``tta=N``: each the mean over the original and N-1 flipped/shifted versions."""
@@ -265,7 +329,10 @@ def predict(directory, sample=False, weights=None, batch_size=64, valid=True, tt
     root = data_root(directory, sample)
     test = test_folder(directory, sample)
     need_dir(test, "run 'dl1 prepare DIR' first")
-    model, results, _ = load_trained(root, weights)
+    model, results, record = load_trained(root, weights)
+    images = sum(len(files) for _, _, files in os.walk(test)) + sum(
+        len(files) for _, _, files in os.walk(os.path.join(root, "valid")))
+    results.check_room(images * (4 * len(record.classes) + 64), "the predictions")  # before the work
     batches, preds = model.test(test, batch_size=batch_size, tta=tta)
     path = results.save(Results.TEST_PREDS, preds)
     results.save(Results.TEST_FILENAMES, batches.filenames)
@@ -301,6 +368,7 @@ def prediction_table(df, top=3):
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head] + rows)
 
 
+@writes_under("classify", when=_csv_inside)
 def classify(directory, paths, sample=False, weights=None, tta=1, batch_size=32, csv=None):
     """Class probabilities for image files and folders (``paths``) with the model ``finetune`` trained in
     ``directory`` (``predict_files``): a table on the terminal, and with ``csv`` a CSV file (the image's
@@ -403,6 +471,7 @@ def app(directory, sample=False, weights=None, port=7860, host="127.0.0.1", engi
 
 
 # ---- inspect ---------------------------------------------------------------------------------------------
+@writes_under("inspect")
 def inspect(directory, sample=False, n_view=4, seed=0):
     """PNGs of right, wrong and uncertain validation predictions, the confusion matrix and the log-loss
     curve; prints the counts and the best clip value. Returns the files written."""
@@ -410,6 +479,7 @@ def inspect(directory, sample=False, n_view=4, seed=0):
     root = data_root(directory, sample)
     results = Results(root, create=False)
     record = results.read_model()
+    show_history(results)
     probs, filenames, labels = results.load(
         [Results.VALID_PREDS, Results.VALID_FILENAMES, Results.VALID_LABELS], "dl1 predict DIR")
     classes = record.classes
@@ -433,7 +503,32 @@ def inspect(directory, sample=False, n_view=4, seed=0):
     return written
 
 
+def show_history(results, last=5):
+    """Print the last ``last`` rows of ``results/history.csv`` and where the training curves are."""
+    from dl1.train.history import COLUMNS, CURVES_NAME, FILE_NAME, read_history
+
+    rows = read_history(results.path)
+    if not rows:
+        return rows
+    print(f"Training history ({len(rows)} epoch(s), {results.file(FILE_NAME)}; last {min(last, len(rows))}):")
+    table = [COLUMNS] + [[_shown(row[c]) for c in COLUMNS] for row in rows[-last:]]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    for r in table:
+        print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    curves = results.file(CURVES_NAME)
+    if os.path.isfile(curves):
+        print(f"Training curves: {curves}")
+    return rows
+
+
+def _shown(value):
+    if isinstance(value, (str, int)):
+        return str(value)
+    return "-" if value != value else f"{value:.4g}"
+
+
 # ---- the feature cache -----------------------------------------------------------------------------------
+@writes_under("cache", when=lambda d, sample=False, clear=False: clear)
 def feature_cache(directory, sample=False, clear=False):
     """Show (or with ``clear`` empty) the frozen-feature cache of ``directory``; returns its files."""
     from dl1.train.cachedir import cache_files
@@ -465,17 +560,20 @@ def clip_value(value, results):
     try:
         number = float(text)
     except ValueError:
-        raise DL1Error(f"--clip must be a number, 'auto' or 'none', not {text!r}") from None
+        raise ConfigError(f"--clip must be a number, 'auto' or 'none', not {text!r}") from None
     if not 0.5 <= number <= 1.0:
-        raise DL1Error(f"--clip must be between 0.5 and 1 (probabilities go to [1-clip, clip]), not {number}")
+        raise ConfigError(f"--clip must be between 0.5 and 1 (probabilities go to [1-clip, clip]), not {number}")
     return number
 
 
+@writes_under("submit")
 def submit(directory, clip="0.95", output=None, positive=None, upload=False, message=None, competition=None,
            sample=False):
     """``results/submission.csv`` from the test predictions, validated against ``test/``; with ``upload``
     also sent to Kaggle (the competition of ``directory``). ``sample``: the predictions of the model
     trained with ``--sample`` (``DIR/sample/results``). Returns the file's path."""
+    if upload:  # before anything is read or written: a refused upload leaves no file behind
+        competition = upload_check(directory, message, competition)
     root = data_root(directory, sample)
     results = Results(root, create=False)
     record = results.read_model([os.path.join(root, "train"), os.path.join(root, "valid")])
@@ -483,23 +581,32 @@ def submit(directory, clip="0.95", output=None, positive=None, upload=False, mes
     classes = record.classes
     clip = clip_value(clip, results)
     out = output or results.file(Results.SUBMISSION)
+    test = test_folder(directory, sample)
     if len(classes) == 2:
         positive = positive or classes[1]
         if positive not in classes:
-            raise DL1Error(f"--positive {positive} is not one of the classes {classes}")
+            raise ConfigError(f"--positive {positive} is not one of the classes {classes}")
         df = binary_submission(preds, filenames, clip=clip, column=classes.index(positive))
         what = f"label = P({positive})"
     else:
-        df = multiclass_submission(preds, filenames, classes, clip=clip)
+        df = multiclass_submission(preds, filenames, classes, clip=clip, expected=test)
         what = "one column per class"
-    test = test_folder(directory, sample)
     write_submission(df, out, expected=test)
     print(f"Wrote {out}: {len(df)} rows, {what}, valid for {test}")
     if upload:
-        if not message:
-            raise DL1Error("--upload needs a message: -m 'what you changed'")
-        print(kaggle_submit(out, message, resolve_competition(directory, competition)).strip())
+        print(kaggle_submit(out, message, competition).strip())
     return out
+
+
+def upload_check(directory, message, competition=None):
+    """Whether ``submit --upload`` can upload, asked before anything is written: a message (a usage error
+    without one), the kaggle command and credentials (``KaggleError``). Returns the competition."""
+    if not message:
+        raise ConfigError("--upload needs a message: -m 'what you changed'")
+    kaggle_command()
+    if not find_credentials():
+        raise KaggleError(credentials_help())
+    return resolve_competition(directory, competition)
 
 
 def validate(file, test=None):
@@ -512,6 +619,7 @@ def validate(file, test=None):
     return True, f"OK: {file} has {len(df)} rows, columns {', '.join(map(str, df.columns))}{checked}"
 
 
+@writes_under("kaggle download")
 def kaggle_download(directory, competition=None, force=False):
     """A competition's files into ``directory`` through the official ``kaggle`` command."""
     files = download(directory, competition, force=force)
