@@ -24,7 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
 
-EPOCH = re.compile(r"^Epoch \d+/\d+ \((\d+) processes, (\d+) steps, ([\d.]+)s\)")
+EPOCH = re.compile(r"^(?:Note: )?Epoch \d+/\d+ \((\d+) processes, (\d+) steps, ([\d.]+)s\)")
 
 
 def run(n_proc, data, epochs, batch_size, size, arch="resnet50"):
