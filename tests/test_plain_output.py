@@ -71,3 +71,12 @@ def test_the_kaggle_commands_output_reaches_a_pipe_as_plain_lines(capfd):
     out, err = capfd.readouterr()
     assert code == 0 and "\r" in tail  # the tail keeps the raw output (for the error message)
     assert out == "Downloading x.zip\n" and err == "  0%||\n100%|##########|\n"  # first and last state
+
+
+def test_a_process_that_imported_ipykernel_is_not_a_notebook():
+    """papermill and nbclient import ipykernel in a plain process: its output is still a pipe, so still plain."""
+    code = ("import ipykernel, IPython\n"
+            "from dl1.io.console import interactive, keras_verbose\n"
+            "print(interactive(), keras_verbose(1))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["False", "2"], out.stderr[-2000:]

@@ -14,9 +14,17 @@ import time
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+def _in_kernel():
+    """Whether this process is a Jupyter kernel (not merely one that imported ipykernel, as papermill does)."""
+    if "ipykernel" not in sys.modules or "IPython" not in sys.modules:
+        return False
+    shell = sys.modules["IPython"].get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def interactive(stream=None):
     """Whether ``stream`` (default standard error) is watched: a terminal, or a Jupyter kernel's output."""
-    if "ipykernel" in sys.modules:
+    if _in_kernel():
         return True
     stream = sys.stderr if stream is None else stream
     try:
