@@ -50,7 +50,7 @@ demo: venv
 	$(BIN)/dl1 demo data/demo
 
 test: dev-venv
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: dev-venv
 	$(BIN)/ruff check .

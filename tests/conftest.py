@@ -22,6 +22,19 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("OMP_NUM_THREADS", str(_per_worker))
 
 
+# pytest-xdist (make test: --dist loadfile --no-loadscope-reorder) hands whole files to the workers in this order
+# (its default would sort the files by their number of tests, which sends a long file of one test last): the longest
+# files go first, so that none of them starts last and runs alone while the other worker is idle.
+LONG_FILES_FIRST = ["test_docs_readme.py", "test_setup_aws.py", "test_docs_commands.py", "test_notebooks.py",
+                    "test_replay_2017.py", "test_lesson6.py", "test_bench.py", "test_extra_notebooks.py",
+                    "test_resume.py", "test_history.py", "test_exit_codes.py", "test_training_aids.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_keras_home(tmp_path_factory):
     """An empty Keras cache: the tests never see (or touch) the user's ~/.keras."""
