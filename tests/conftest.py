@@ -1,6 +1,7 @@
 """Shared fixtures: synthetic data sets and stand-in weights made by the tests themselves, offline."""
 
 import os
+import shutil
 import sys
 
 import pytest
@@ -43,6 +44,31 @@ def _isolated_keras_home(tmp_path_factory):
     # and compiled graphs (the tests that compile) in a folder of their own, not the user's cache
     os.environ["DL1_COMPILE_CACHE"] = str(tmp_path_factory.mktemp("torch_compile"))
     yield home
+
+
+class _ModuleTempFolders:
+    """tmp_path_factory's mktemp for the folders one test file shares, remembered so they can be removed."""
+
+    def __init__(self, factory):
+        self._factory, self.made = factory, []
+
+    def mktemp(self, basename, numbered=True):
+        path = self._factory.mktemp(basename, numbered=numbered)
+        self.made.append(path)
+        return path
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request):
+    """Folders shared by one test file's tests (data sets, stand-in weights, notebook kernels' homes), removed
+    when the file is done unless one of its tests failed: kept to the end, a run's folders came to 21 GB, more
+    than a CI machine's free disk (tmp_path's own folders go when their test passes: pyproject's retention)."""
+    folders = _ModuleTempFolders(tmp_path_factory)
+    failed_before = request.session.testsfailed
+    yield folders
+    if request.session.testsfailed == failed_before:
+        for path in folders.made:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

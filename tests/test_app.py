@@ -27,12 +27,12 @@ CLOSE = 1.5e-4  # the page shows 4 decimals (5e-5), the CSV 6 digits, ONNX Runti
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(module_tmp):
     """A trained stand-in (60 synthetic cats/dogs, VGG16 on stand-in weights at 32 px, three epochs), exported
     to ONNX as the README says: what ``dl1 app`` serves."""
     from dl1.models.standin import make_standin_weights
 
-    root = tmp_path_factory.mktemp("app")
+    root = module_tmp.mktemp("app")
     d = root / "pets"
     write_sample(str(d), n=60, layout="course", seed=4, max_side=160, progress=False)
     weights = root / "standin32.h5"

@@ -29,10 +29,10 @@ SIZE = 32
 
 
 @pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
+def small_data(module_tmp):
     from dl1.data.sample import write_sample
 
-    path = tmp_path_factory.mktemp("bb") / "data"
+    path = module_tmp.mktemp("bb") / "data"
     write_sample(str(path), n=40, layout="course", seed=1, max_side=64, progress=False)
     return path
 

@@ -16,9 +16,9 @@ from dl1.workflow.steps import load_trained
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """A tiny trained stand-in: 40 synthetic cats/dogs, VGG16 with random weights at 32 px, one epoch."""
-    d = tmp_path_factory.mktemp("classify") / "pets"
+    d = module_tmp.mktemp("classify") / "pets"
     write_sample(str(d), n=40, layout="course", seed=1, max_side=120, progress=False)
     assert main(["finetune", str(d), "--weights", "none", "--size", "32", "--epochs", "1", "--batch-size", "16",
                  "--verbose", "0"]) == 0

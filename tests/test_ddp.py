@@ -43,10 +43,10 @@ def _seen(log):
 
 
 @pytest.fixture(scope="module")
-def two_sets(tmp_path_factory):
+def two_sets(module_tmp):
     from dl1.data.sample import write_sample
 
-    base = tmp_path_factory.mktemp("ddp")
+    base = module_tmp.mktemp("ddp")
     for name in ("one", "two"):
         write_sample(str(base / name / "data"), n=36, layout="course", seed=2, max_side=64, progress=False)
     return base

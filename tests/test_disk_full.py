@@ -53,9 +53,9 @@ def _little_space(monkeypatch, free):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, course_data, standin_weights):
+def trained(module_tmp, course_data, standin_weights):
     """A data folder with one fine-tuned epoch (``results/ft1.h5``, ``dl1-model.json``)."""
-    data = tmp_path_factory.mktemp("disk") / "data"
+    data = module_tmp.mktemp("disk") / "data"
     for split in ("train", "valid", "test"):
         shutil.copytree(course_data / split, data / split)
     assert cli.main(["finetune", str(data), "--weights", str(standin_weights), "--epochs", "1", *SIZE]) == 0

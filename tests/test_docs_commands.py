@@ -31,8 +31,8 @@ ELSEWHERE = ["README.md"]  # tests/test_docs_readme.py runs it (its own file: th
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    w = docrunner.World(str(tmp_path_factory.mktemp("doc-world")))
+def world(module_tmp):
+    w = docrunner.World(str(module_tmp.mktemp("doc-world")))
     yield w
     w.close()
 

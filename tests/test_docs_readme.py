@@ -7,8 +7,8 @@ import pytest
 
 
 @pytest.mark.slow
-def test_the_readme_commands_run_as_written(tmp_path_factory, tmp_path):
-    world = docrunner.World(str(tmp_path_factory.mktemp("doc-world")))
+def test_the_readme_commands_run_as_written(module_tmp, tmp_path):
+    world = docrunner.World(str(module_tmp.mktemp("doc-world")))
     try:
         failures, summary = docrunner.run_file("README.md", world, str(tmp_path))
     finally:

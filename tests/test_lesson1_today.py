@@ -8,9 +8,9 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory, _isolated_keras_home):
-    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter_today"), _isolated_keras_home,
-                                      DL1_CACHE_DIR=str(tmp_path_factory.mktemp("dl1_cache_today")))
+def kernel(module_tmp, _isolated_keras_home):
+    yield from nbtools.offline_kernel(module_tmp.mktemp("jupyter_today"), _isolated_keras_home,
+                                      DL1_CACHE_DIR=str(module_tmp.mktemp("dl1_cache_today")))
 
 
 def test_lesson1_today_parameters_are_the_course_defaults():

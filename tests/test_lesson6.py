@@ -328,8 +328,8 @@ def test_download_of_something_else_is_refused_and_the_next_source_tried(server,
 
 # ---- the notebooks --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory, _isolated_keras_home):
-    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter"), _isolated_keras_home, OMP_NUM_THREADS="1")
+def kernel(module_tmp, _isolated_keras_home):
+    yield from nbtools.offline_kernel(module_tmp.mktemp("jupyter"), _isolated_keras_home, OMP_NUM_THREADS="1")
 
 
 @pytest.mark.parametrize("name", ["lesson6", "char_rnn"])

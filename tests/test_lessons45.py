@@ -24,22 +24,22 @@ NOTEBOOKS = {"lesson4": ("path", "n_factors", "epochs", "dot_epochs", "bias_epoc
 
 
 @pytest.fixture(scope="module")
-def ml(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ml") / "ml-small"
+def ml(module_tmp):
+    path = module_tmp.mktemp("ml") / "ml-small"
     movielens_ds.synthesize(str(path), seed=0, n=12000)
     return path
 
 
 @pytest.fixture(scope="module")
-def imdb(tmp_path_factory):
-    path = tmp_path_factory.mktemp("imdb") / "imdb"
+def imdb(module_tmp):
+    path = module_tmp.mktemp("imdb") / "imdb"
     imdb_ds.synthesize(str(path), seed=0, n=500)
     return path
 
 
 @pytest.fixture(scope="module")
-def glove(tmp_path_factory):
-    path = tmp_path_factory.mktemp("glove") / "glove"
+def glove(module_tmp):
+    path = module_tmp.mktemp("glove") / "glove"
     glove_ds.synthesize(str(path), seed=0)
     return path / "glove.6B.50d.txt"
 
@@ -311,8 +311,8 @@ def test_notebook_parameters_are_the_course_defaults(name):
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory, _isolated_keras_home):
-    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter45"), _isolated_keras_home)
+def kernel(module_tmp, _isolated_keras_home):
+    yield from nbtools.offline_kernel(module_tmp.mktemp("jupyter45"), _isolated_keras_home)
 
 
 # After the last cell of lesson 4: the library's recommenders (dl1.models.collab, used by the command line and

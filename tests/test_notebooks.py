@@ -82,39 +82,39 @@ def test_notebooks_parameters_are_the_courses(name):
 
 # ---- running them ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory, _isolated_keras_home):
+def kernel(module_tmp, _isolated_keras_home):
     """A ``python3`` kernelspec running this Python, offline, with its own Keras home and feature cache."""
-    yield from nbtools.offline_kernel(tmp_path_factory.mktemp("jupyter"), _isolated_keras_home,
-                                      DL1_CACHE_DIR=str(tmp_path_factory.mktemp("dl1_cache")))
+    yield from nbtools.offline_kernel(module_tmp.mktemp("jupyter"), _isolated_keras_home,
+                                      DL1_CACHE_DIR=str(module_tmp.mktemp("dl1_cache")))
 
 
 @pytest.fixture(scope="module")
-def small_course(tmp_path_factory):
+def small_course(module_tmp):
     """64 synthetic images in the course layout (52 train, 12 valid, 16 test), for the notebooks that
     train through convolutional layers; copied by each test that writes into its data folder."""
     from dl1.data.sample import write_sample
 
-    path = tmp_path_factory.mktemp("small") / "dogscats"
+    path = module_tmp.mktemp("small") / "dogscats"
     write_sample(str(path), n=64, layout="course", seed=1, max_side=160, progress=False)
     return path
 
 
 @pytest.fixture(scope="module")
-def standin32(small_course, tmp_path_factory):
+def standin32(small_course, module_tmp):
     """Stand-in VGG16 weights at 32 pixels: the notebooks that train through convolutional layers or run
     VGG16 on every epoch's augmented images are four times cheaper at 32 than at 64 pixels."""
     from dl1.models.standin import make_standin_weights
 
-    path = tmp_path_factory.mktemp("weights32") / "standin32.h5"
+    path = module_tmp.mktemp("weights32") / "standin32.h5"
     make_standin_weights(str(path), str(small_course / "train"), size=32, n=48, seed=0, verbose=False)
     return path
 
 
 @pytest.fixture(scope="module")
-def lessons23_data(small_course, tmp_path_factory):
+def lessons23_data(small_course, module_tmp):
     """One writable copy shared by lesson2 and lesson3, as on a real box: lesson3 starts from the weights
     lesson2 saves in models/."""
-    path = tmp_path_factory.mktemp("lessons23") / "dogscats"
+    path = module_tmp.mktemp("lessons23") / "dogscats"
     shutil.copytree(small_course, path)
     return path
 
@@ -288,12 +288,12 @@ def test_cnn_from_scratch(kernel, small_course, standin32, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_sets(tmp_path_factory):
+def tiny_sets(module_tmp):
     """What a user tries first: 40 training images (course layout: 40 train, 10 valid; Kaggle layout: 40
     labelled, 10 test)."""
     from dl1.data.sample import write_sample
 
-    root = tmp_path_factory.mktemp("tiny")
+    root = module_tmp.mktemp("tiny")
     write_sample(str(root / "course"), n=50, layout="course", seed=2, max_side=120, progress=False)
     write_sample(str(root / "kaggle"), n=40, n_test=10, seed=2, max_side=120, progress=False)
     return root

@@ -20,12 +20,12 @@ TOLERANCE = 1e-4  # absolute, on probabilities: float32 sums in another order (m
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(module_tmp):
     """A tiny trained stand-in: 40 synthetic cats/dogs, VGG16 on stand-in weights (LSUV-scaled, so that the
     probabilities spread out) at 32 px, two epochs."""
     from dl1.models.standin import make_standin_weights
 
-    root = tmp_path_factory.mktemp("onnx")
+    root = module_tmp.mktemp("onnx")
     d = root / "pets"
     write_sample(str(d), n=40, layout="course", seed=2, max_side=120, progress=False)
     weights = make_standin_weights(str(root / "standin32.h5"), str(d / "train"), size=32, verbose=False)

@@ -78,11 +78,11 @@ def _replay(cwd, cells, report, weights, after_imports, stand_in=STAND_IN):
 
 
 @pytest.fixture(scope="module")
-def dogscats(tmp_path_factory):
+def dogscats(module_tmp):
     """``data/dogscats/`` with 16 training and 8 validation images; ``sample/`` is the same folder."""
     from dl1.data.sample import write_sample
 
-    root = tmp_path_factory.mktemp("replay")
+    root = module_tmp.mktemp("replay")
     data = root / "data" / "dogscats"
     write_sample(str(data), n=24, layout="course", seed=2, valid_fraction=0.3, max_side=96, progress=False)
     os.symlink(".", data / "sample")

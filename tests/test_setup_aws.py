@@ -44,13 +44,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def moto_url(tmp_path_factory):
+def moto_url(module_tmp):
     """One moto server for the module, started and stopped here."""
     _venv_tool("aws")
     server = _venv_tool("moto_server")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
+    log = (module_tmp.mktemp("moto") / "moto.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     proc = subprocess.Popen(
         [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log, env=env
@@ -394,8 +394,8 @@ exec "$real" "$@"
 
 
 @pytest.fixture(scope="module")
-def fake_bin(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("fake-aws")
+def fake_bin(module_tmp) -> Path:
+    path = module_tmp.mktemp("fake-aws")
     (path / "aws").write_text(FAKE_AWS.replace("__REAL__", str(_venv_tool("aws"))))
     (path / "aws").chmod(0o755)
     return path
@@ -608,8 +608,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(moto_url, aws, tmp_path_factory) -> Stack:
-    env = make_env(moto_url, tmp_path_factory.mktemp("user") / "home")
+def stack(moto_url, aws, module_tmp) -> Stack:
+    env = make_env(moto_url, module_tmp.mktemp("user") / "home")
     before = aws.snapshot()
     result = setup_script(env, "--ssh-cidr", SSH_CIDR, "--idle-stop", "30", "--disk", "120")
     assert result.returncode == 0, result.output

@@ -20,11 +20,11 @@ from dl1.train.tta import apply_transform, tta_transforms
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(module_tmp):
     """48 train / 12 valid / 15 test synthetic images in the course layout."""
     from dl1.data.sample import write_sample
 
-    path = tmp_path_factory.mktemp("aids") / "data"
+    path = module_tmp.mktemp("aids") / "data"
     write_sample(str(path), n=60, layout="course", seed=0, max_side=80, progress=False)
     return path
 

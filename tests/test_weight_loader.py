@@ -30,9 +30,9 @@ def _vgg(size, classes, seed=0):
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory, course_data):
+def folder(module_tmp, course_data):
     """A data folder trained 'by hand': its record, its 2-class 64 px weights, and a few test images."""
-    root = tmp_path_factory.mktemp("loader") / "data"
+    root = module_tmp.mktemp("loader") / "data"
     for d in ("train/cats", "train/dogs", "results"):
         (root / d).mkdir(parents=True)
     shutil.copytree(course_data / "test", root / "test")
@@ -42,9 +42,9 @@ def folder(tmp_path_factory, course_data):
 
 
 @pytest.fixture(scope="module")
-def others(tmp_path_factory):
+def others(module_tmp):
     """Weight files that do not fit the folder's model: 3 classes, 32 px, another architecture, NaN."""
-    d = tmp_path_factory.mktemp("others")
+    d = module_tmp.mktemp("others")
     _vgg(64, 3).model.save_weights(d / "three.h5")
     _vgg(32, 2).model.save_weights(d / "at32.h5")
     small = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
