@@ -23,9 +23,9 @@ figures (steps a second, compile seconds, break-even steps) for a program to rea
     python bench/bench_compile.py --policy --epochs 1        # the compile policy's cases and break-even table
     python bench/bench_compile.py --full --reduce-overhead   # on a GPU box: CUDA graphs too
 
-``--policy`` runs the four cases the compile policy's table (``dl1/backend/torch_impl.py`` ``BREAK_EVEN``) is
-made from (lesson 4's dot model and the recipe's head: dense; lesson 5's conv model: conv; char-rnn: recurrent)
-and prints the measured table beside the one dl1 uses.
+``--policy`` runs the five cases the compile policy's table (``dl1/backend/torch_impl.py`` ``BREAK_EVEN``) is
+made from (lesson 4's dot model and the recipe's head: dense; lesson 5's conv model: conv; char-rnn: fused_lstm;
+char-rnn through Keras' loop: recurrent) and prints the measured table beside the one dl1 uses.
 """
 
 import argparse
@@ -179,7 +179,8 @@ def vgg16_unfrozen_case(size):
 
 
 # The cases the compile policy's break-even table (dl1/backend/torch_impl.py BREAK_EVEN) comes from, by kind
-POLICY_CASES = {"dot_model": "dense", "recipe_head": "dense", "conv_model": "conv", "char_rnn": "recurrent"}
+POLICY_CASES = {"dot_model": "dense", "recipe_head": "dense", "conv_model": "conv", "char_rnn": "fused_lstm",
+                "char_rnn_loop": "recurrent"}
 
 
 def significant(x, digits=2):

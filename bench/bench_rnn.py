@@ -8,6 +8,8 @@ Cases (``bench/_compile.py`` says how each is measured; ``--cases`` picks some):
   that both sides run the same arithmetic (``torch.nn.LSTM`` has no recurrent dropout, and Keras' recurrent
   dropout turns its fast path off). Baseline: ``torch.nn.Embedding`` + ``torch.nn.LSTM(num_layers=2,
   batch_first=True)`` + ``torch.nn.Linear``. RESULT ``lstm_train_chars_per_s`` (training characters a second).
+- ``char_rnn_loop``: the same network with ``LSTM(..., use_cudnn=False)``: Keras' own step-by-step loop, which
+  GRU, SimpleRNN and an LSTM with recurrent dropout take (the compile policy's 'recurrent' row).
 - ``stateful_lstm``: lesson 6's stateful model, ``Embedding(vocab, 42, batch_input_shape=(64, 8))`` ->
   ``BatchNormalization`` -> ``LSTM(256, return_sequences=True, stateful=True)`` -> ``TimeDistributed(Dense(vocab,
   softmax))``, trained in order (``shuffle=False``) on 2,560 sequences of 8 characters, the state reset every
@@ -15,7 +17,8 @@ Cases (``bench/_compile.py`` says how each is measured; ``--cases`` picks some):
 
 On a CUDA GPU Keras 3.15 runs an eager LSTM through cuDNN (``torch._VF.lstm``) as ``torch.nn.LSTM`` does, but not
 while ``torch.compile`` traces it (it checks ``torch.compiler.is_compiling()``): compiled, every time step is
-unrolled into the graph there too. On the CPU it always loops over the time steps in Python.
+unrolled into the graph there too. On the CPU Keras always loops over the time steps in Python; dl1's ``LSTM``
+(``dl1.nn.layers``, the one ``utils`` gives) runs eager on ``torch._VF.lstm`` there too.
 
     python bench/bench_rnn.py                  # the course's sizes, eager + compiled (about 40 minutes on 2 CPU cores)
     python bench/bench_rnn.py --no-compile     # eager and plain PyTorch only
@@ -32,11 +35,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C
 import _compile as K
 
-CASES = {"char_rnn": "bench_rnn:char_rnn_case", "stateful_lstm": "bench_rnn:stateful_lstm_case"}
+CASES = {"char_rnn": "bench_rnn:char_rnn_case", "char_rnn_loop": "bench_rnn:char_rnn_loop_case",
+         "stateful_lstm": "bench_rnn:stateful_lstm_case"}
 VOCAB = 60
 
 
-def char_rnn_case(size):
+def char_rnn_loop_case(size):
+    return char_rnn_case(size, loop=True)
+
+
+def char_rnn_case(size, loop=False):
     n_hidden, seq_len, batch, n = {"quick": (32, 10, 16, 64), "cpu": (512, 40, 64, 1024),
                                    "full": (512, 40, 64, 16384)}[size]
     rng = np.random.default_rng(0)
@@ -51,7 +59,8 @@ def char_rnn_case(size):
 
         model = Sequential([
             keras.Input((seq_len,), dtype="int64"), keras.layers.Embedding(VOCAB, 24),
-            LSTM(n_hidden, return_sequences=True), LSTM(n_hidden, return_sequences=True),
+            LSTM(n_hidden, return_sequences=True, use_cudnn=not loop),
+            LSTM(n_hidden, return_sequences=True, use_cudnn=not loop),
             keras.layers.Dense(VOCAB, activation="softmax")])
         model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
         return K.rejit(model, jit_compile)
@@ -80,6 +89,10 @@ def char_rnn_case(size):
 
         return K.torch_loop(K.adam_step(net.parameters(), loss_of), n, batch)
 
+    if loop:
+        return K.Case("char_rnn_loop", f"char-rnn LSTM({n_hidden}, use_cudnn=False) x2 (Keras' loop), {batch} x "
+                      f"{seq_len} characters a step", "chars", x, y, batch, build, torch_epoch, n,
+                      units_per_sample=seq_len, notes="no dropout (torch.nn.LSTM has no recurrent dropout)")
     return K.Case("char_rnn", f"char-rnn LSTM({n_hidden}) x2, {batch} x {seq_len} characters a step", "chars", x, y,
                   batch, build, torch_epoch, n, units_per_sample=seq_len, steady_name="lstm_train_chars_per_s",
                   notes="no dropout (torch.nn.LSTM has no recurrent dropout)")

@@ -121,3 +121,60 @@ def test_without_torchrun_there_is_no_process_group(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     assert backend.current().process_group() is None
     assert "RANK" not in os.environ
+
+
+# ---- the fused LSTM ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [{"return_sequences": True}, {"return_sequences": False},
+                                {"return_sequences": True, "go_backwards": True}])
+def test_the_fused_lstm_computes_what_keras_lstm_does(kw):
+    """dl1's LSTM hands the sequence to torch.nn.LSTM's kernel (Keras 3.15 does only on CUDA): same outputs
+    and gradients as Keras' step-by-step loop, with the same weights."""
+    import torch
+
+    from dl1.nn.layers import LSTM
+
+    x = np.random.default_rng(0).normal(size=(4, 7, 5)).astype("float32")
+    fused, plain = LSTM(6, **kw), keras.layers.LSTM(6, **kw)
+    fused.build((None, 7, 5))
+    plain.build((None, 7, 5))
+    plain.set_weights(fused.get_weights())
+    assert fused.on_fast_path(None)
+    outputs, grads = [], []
+    for layer in (fused, plain):
+        t = torch.tensor(x, requires_grad=True)
+        y = layer(t)
+        (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()  # not a plain sum: order matters
+        outputs.append(y.detach().numpy())
+        grads.append([t.grad.numpy()] + [v.value.grad.numpy() for v in layer.trainable_weights])
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-5)
+    for a, b in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_the_fused_lstm_is_taken_only_where_keras_would_take_its_own():
+    from dl1.nn.layers import LSTM
+
+    def fast(**kw):
+        layer = LSTM(4, **kw)
+        layer.build((2, 3, 2))
+        return layer.on_fast_path(None)
+
+    assert fast() and fast(dropout=0.3) and fast(stateful=True)
+    assert not fast(recurrent_dropout=0.2)  # char-rnn's dropout_U: Keras' loop, which draws it every step
+    assert not fast(use_cudnn=False) and not fast(activation="relu") and not fast(use_bias=False)
+    assert not fast(unroll=True)
+
+
+def test_the_fused_lstm_applies_the_input_dropout_only_in_training():
+    import torch
+
+    from dl1.nn.layers import LSTM
+
+    keras.utils.set_random_seed(0)
+    x = torch.tensor(np.random.default_rng(1).normal(size=(8, 5, 3)).astype("float32"))
+    layer, twin = LSTM(4, dropout=0.5), LSTM(4)
+    layer.build((None, 5, 3))
+    twin.build((None, 5, 3))
+    twin.set_weights(layer.get_weights())
+    np.testing.assert_allclose(layer(x, training=False).detach(), twin(x).detach(), atol=1e-6)
+    assert np.abs(layer(x, training=True).detach().numpy() - twin(x).detach().numpy()).max() > 1e-3

@@ -164,10 +164,11 @@ def test_bench_lessons45_quick(capsys, monkeypatch):
 
 def test_bench_rnn(capsys, monkeypatch):
     out, results = run_bench("bench_rnn.py", capsys, monkeypatch, "--no-compile", "--epochs", "1")
-    names = ["lstm_train_chars_per_s", "stateful_lstm_chars_per_s_vs_plain_torch"]
+    names = ["char_rnn_loop_chars_per_s_vs_plain_torch", "lstm_train_chars_per_s",
+             "stateful_lstm_chars_per_s_vs_plain_torch"]
     assert sorted(results) == names
     check(results, names, higher_is_better=names)
-    assert "char_rnn: eager" in out and "stateful_lstm: eager" in out
+    assert "char_rnn: eager" in out and "stateful_lstm: eager" in out and "char_rnn_loop: eager" in out
 
 
 def test_bench_compile_own_cases_quick(capsys, monkeypatch):

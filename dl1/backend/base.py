@@ -5,7 +5,8 @@ augmentation with SciPy on the CPU, one process. A backend's module overrides wh
 differently (``torch_impl.TorchBackend``, ``jax_impl.JaxBackend``). The groups:
 
 - fast layers: ``supports_fast_conv2d``/``conv2d`` and ``supports_fast_max_pool2d``/``max_pool2d``, which
-  ``dl1.nn.layers`` calls when Keras' own layer would copy memory around;
+  ``dl1.nn.layers`` calls when Keras' own layer would copy memory around, and ``supports_fast_lstm``/``lstm``,
+  an LSTM layer's whole sequence in one fused kernel where Keras would loop over the time steps in Python;
 - precision: ``gpu()`` and ``mixed_precision_policy``;
 - device augmentation: ``augment_device`` and ``warp_images`` (``dl1.data.augment`` draws the random
   transforms, the backend applies them to a batch);
@@ -64,6 +65,15 @@ class Backend:
 
     def max_pool2d(self, x, pool_size, strides):
         raise NotImplementedError(f"no fast max_pool2d on the {self.name} backend")
+
+    def supports_fast_lstm(self):
+        """Whether ``lstm`` can run now (e.g. not while a compiler traces the step)."""
+        return False
+
+    def lstm(self, inputs, h, c, kernel, recurrent_kernel, bias, return_sequences, go_backwards):
+        """A tanh/sigmoid LSTM with bias over batch-first ``inputs`` from states ``h``, ``c`` with Keras'
+        weights (gates i, f, c, o): ``(last output, outputs, [h, c])`` as Keras' ``backend.lstm`` returns."""
+        raise NotImplementedError(f"no fast lstm on the {self.name} backend")
 
     # ---- precision -----------------------------------------------------------------------------------
     def gpu(self):

@@ -34,16 +34,19 @@ _PADDING = {"nearest": "border", "reflect": "reflection", "constant": "zeros", "
 _JIT_ENV = {"auto": "auto", "on": True, "1": True, "true": True, "off": False, "0": False, "false": False}
 
 # Training steps after which torch.compile of Keras' train step pays for its cold compile, by model kind
-# (``dl1.nn.model.model_kind``): compile seconds / (eager - compiled seconds a step), rounded up.
-# CPU (2 cores): recurrent from char-rnn's LSTM(512) x2 (76 s to compile, 0.63 -> 0.38 s a step of 64 x 40
-# chars); dense from lesson 4's dot model (6.4 -> 2.1 ms a step of 64 ratings; ~20 s to compile, estimated);
-# conv from lesson 5's conv sentiment model (within 10% of plain PyTorch eager: ~10 ms a step to gain and ~40 s
-# to compile, both estimated). ``python bench/bench_compile.py --policy`` measures them on a quiet machine (the
-# recipe's head counts as dense).
+# (``dl1.nn.model.model_kind``): compile seconds / (eager - compiled seconds a step), the largest of the kind's
+# cases rounded up; None: the compiled step is not faster, so 'auto' never compiles. Measured with
+# ``python bench/bench_compile.py --policy`` on the 2-core CPU machine, quiet (load average ~1; bench/RESULTS.md
+# (g)): dense from lesson 4's dot model (45 s to compile, 9.1 -> 3.9 ms a step: 8,600 steps) and the recipe's
+# head (36 s, 5,200 steps); conv from lesson 5's conv sentiment model, whose compiled step is slower than eager
+# (graph breaks around the convolutions); fused_lstm from char-rnn's LSTM(512) x2 on torch.nn.LSTM's kernel,
+# eager 0.86x plain PyTorch, compiled (Keras' loop) 0.70x; recurrent from the same network through Keras'
+# step-by-step loop (``use_cudnn=False``; SimpleRNN and an LSTM with recurrent dropout take it too): 37 graph
+# breaks and dynamo's recompile limit, compiled slower than eager.
 # CUDA: the CPU figures until ``bench/gpu.sh`` (bench_compile.py --full) measures them on a GPU box, except
-# conv, where fusing VGG16's convolutions and activations in bfloat16 pays sooner.
-BREAK_EVEN = {"cpu": {"recurrent": 300, "conv": 4000, "dense": 5000},
-              "cuda": {"recurrent": 300, "conv": 2000, "dense": 5000}}
+# conv, where fusing VGG16's convolutions and activations in bfloat16 pays.
+BREAK_EVEN = {"cpu": {"fused_lstm": None, "recurrent": None, "conv": None, "dense": 8600},
+              "cuda": {"fused_lstm": None, "recurrent": None, "conv": 2000, "dense": 8600}}
 
 
 def compile_cache():
@@ -91,6 +94,30 @@ class TorchBackend(Backend):
 
         out = F.max_pool2d(x.permute(0, 3, 1, 2), kernel_size=tuple(pool_size), stride=tuple(strides))
         return out.permute(0, 2, 3, 1)
+
+    def supports_fast_lstm(self):
+        # eager only: traced by torch.compile, torch.export or TorchScript, Keras' own loop is what the
+        # compiler fuses (the fused kernel would be decomposed into the same loop anyway)
+        import torch
+
+        return not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+
+    def lstm(self, inputs, h, c, kernel, recurrent_kernel, bias, return_sequences, go_backwards):
+        # torch.nn.LSTM's own kernel (cuDNN on a GPU, ATen's fused loop on the CPU): Keras 3.15 takes it only
+        # on CUDA and otherwise loops over the time steps in Python, 2.7x slower than torch.nn.LSTM for
+        # char-rnn's LSTM(512) x2 on 2 CPU cores (bench/bench_compile.py --cases char_rnn). Keras' kernel is
+        # (input, 4 units) with the gates in torch's order (i, f, c/g, o): its transpose is torch's weight_ih.
+        import torch
+
+        dtype = kernel.dtype
+        x = inputs.to(dtype)
+        if go_backwards:
+            x = torch.flip(x, dims=[1])
+        hx = (h.to(dtype).unsqueeze(0), c.to(dtype).unsqueeze(0))
+        params = [kernel.t(), recurrent_kernel.t(), bias, torch.zeros_like(bias)]
+        outputs, h_n, c_n = torch._VF.lstm(x, hx, params, True, 1, 0.0, torch.is_grad_enabled(), False, True)
+        last = outputs[:, -1]
+        return last, outputs if return_sequences else last.unsqueeze(1), [h_n[0], c_n[0]]
 
     # ---- precision -----------------------------------------------------------------------------------
     def gpu(self):
@@ -189,6 +216,10 @@ class TorchBackend(Backend):
         if requested is False:
             return False
         pays_after = self.break_even(kind)
+        if pays_after is None:
+            if say:
+                note("running eager: compiling does not pay for this kind of model (%s) here", kind)
+            return False
         if steps >= pays_after:
             compile_cache()
             note("compiling the training step (about %d steps; pays after ~%d)", steps, pays_after)
@@ -199,7 +230,7 @@ class TorchBackend(Backend):
 
     def break_even(self, kind):
         """Training steps after which compiling pays for a model of ``kind`` (``BREAK_EVEN``; on CUDA its
-        'cuda' row)."""
+        'cuda' row), None where it never does."""
         import torch
 
         row = BREAK_EVEN["cuda" if torch.cuda.is_available() else "cpu"]

@@ -1,5 +1,5 @@
-"""Keras layers as this toolkit runs them: convolution and max pooling without layout copies, and recurrent
-layers whose stateful form trains on every backend.
+"""Keras layers as this toolkit runs them: convolution and max pooling without layout copies, recurrent
+layers whose stateful form trains on every backend, and an LSTM that runs its sequence in one fused kernel.
 
 ``Conv2D``/``MaxPooling2D`` hand channels-last 2-D work with plain settings to the backend's fast path
 (``dl1.backend.current().conv2d``: on PyTorch a convolution of a *view* of the NHWC tensor instead of
@@ -82,9 +82,36 @@ class GRU(_StatefulStart, keras.layers.GRU):
 
 @keras.saving.register_keras_serializable(package="dl1")
 class LSTM(_StatefulStart, keras.layers.LSTM):
-    """``keras.layers.LSTM`` whose stateful form trains on every backend."""
+    """``keras.layers.LSTM`` whose stateful form trains on every backend, and whose whole sequence runs in the
+    backend's fused kernel where it can (on PyTorch: torch.nn.LSTM's, on the CPU too), not step by step."""
 
     keras_class = keras.layers.LSTM
+
+    def on_fast_path(self, mask):
+        """True when ``inner_loop`` hands the sequence to ``backend.current().lstm``: Keras' own fused-path
+        conditions (tanh and sigmoid, a bias, no mask, no recurrent dropout, not unrolled, ``use_cudnn`` not
+        False) on a backend that has one."""
+        cell = self.cell
+        return (mask is None and self.use_cudnn in ("auto", True) and not self.recurrent_dropout
+                and not self.unroll and cell.use_bias and cell.activation is keras.activations.tanh
+                and cell.recurrent_activation is keras.activations.sigmoid and kprivate.fast_layers()
+                and backend.current().supports_fast_lstm())
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if not self.on_fast_path(mask):
+            return super().inner_loop(sequences, initial_state, mask=mask, training=training)
+        if training and self.dropout:  # the input dropout, one mask over all time steps, as Keras applies it
+            mask_row = self.cell.get_dropout_mask(sequences[:, 0, :])
+            sequences = sequences * keras.ops.broadcast_to(keras.ops.expand_dims(mask_row, 1),
+                                                           keras.ops.shape(sequences))
+        cell = self.cell
+        return backend.current().lstm(keras.ops.convert_to_tensor(sequences),
+                                      keras.ops.convert_to_tensor(initial_state[0]),
+                                      keras.ops.convert_to_tensor(initial_state[1]),
+                                      cell.kernel.value, cell.recurrent_kernel.value, cell.bias.value,
+                                      self.return_sequences, self.go_backwards)
 
 
 def layer_class(layer_type):

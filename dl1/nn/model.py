@@ -122,11 +122,14 @@ class ModelMixin:
 
 
 def model_kind(model):
-    """'recurrent' (any RNN layer), 'conv' (any convolution) or 'dense': what the compile policy's break-even
-    depends on."""
+    """'fused_lstm' (RNN layers, all of them LSTMs on the backend's fused kernel: ``dl1.nn.layers.LSTM``),
+    'recurrent' (other RNN layers: Keras' step-by-step loop), 'conv' (any convolution) or 'dense': what the
+    compile policy's break-even depends on."""
     layers = kprivate.flat_layers(model)
-    if any(isinstance(layer, keras.layers.RNN) for layer in layers):
-        return "recurrent"
+    rnns = [layer for layer in layers if isinstance(layer, keras.layers.RNN)]
+    if rnns:
+        fused = all(hasattr(layer, "on_fast_path") and layer.on_fast_path(None) for layer in rnns)
+        return "fused_lstm" if fused else "recurrent"
     if any("Conv" in type(layer).__name__ for layer in layers):
         return "conv"
     return "dense"
@@ -173,13 +176,16 @@ def _guarded(model, step):
             return step(data)
         except failures as e:
             cause = getattr(e, "inner_exception", None) or e.__cause__ or e  # the compiler's own error
-            first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
-            warn("compiling the training step failed (%s%s); training eager", type(cause).__name__,
-                 f": {first[:200]}" if first else "")
             model.jit_compile = False
             model.dl1_jit = False
             model.make_train_function(force=True)
-            return model.train_function(data)
+            # the step eager first: an error of the model or the data (dynamo wraps those too) is raised as it
+            # is, without a word about compiling; only a step that runs eager was the compiler's failure
+            logs = model.train_function(data)
+            first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+            warn("compiling the training step failed (%s%s); training eager", type(cause).__name__,
+                 f": {first[:200]}" if first else "")
+            return logs
 
     run.dl1_guarded = True
     return run
