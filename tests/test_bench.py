@@ -36,8 +36,12 @@ def _load(script):
 def run_bench(script, capsys, monkeypatch, *args):
     """Run ``bench/<script>``'s main with ``--tiny`` in this process (its subprocesses aside: the imports
     are paid once per test session); returns (stdout, {name: (ours, baseline, ratio)})."""
-    monkeypatch.delenv("DL1_WORKERS", raising=False)
-    monkeypatch.delenv("DL1_CACHE_DIR", raising=False)
+    for name in ("DL1_WORKERS", "DL1_CACHE_DIR"):
+        # set, then removed: monkeypatch records a variable only when it exists, and what a bench sets here
+        # (bench_lr_find: DL1_CACHE_DIR in its temporary folder) must not outlive the test (the next tests of
+        # this worker wrote their feature caches into that removed folder)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     monkeypatch.setattr(sys, "argv", [script, "--tiny", *args])
     capsys.readouterr()
     _load(script).main(["--tiny", *args])
