@@ -126,24 +126,6 @@ def test_resume_mid_epoch_runs_only_the_remaining_batches(tmp_path, course_data)
     assert (meta["epoch"], meta["batch"]) == (2, 0)
 
 
-def test_an_epochs_checkpoint_is_on_disk_before_the_users_callbacks_see_its_end(tmp_path, course_data):
-    """dl1 finetune's saver (a user callback) writes dl1-model.json at an epoch's end: the checkpoint of that
-    epoch must be there already, or a kill between the two leaves a record of an epoch with no checkpoint (a
-    full run of the suite once caught test_sigkill_then_the_same_command_finishes_the_epochs in that window)."""
-    vgg = _tiny_model()
-    batches = vgg.get_batches(str(course_data / "valid"), batch_size=8, seed=3, verbose=False)
-    ckpt_path = tmp_path / "ckpt.npz"
-    seen = []
-
-    class Look(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            meta = Checkpoint(ckpt_path, vgg.model, None).read_meta() if ckpt_path.exists() else {}
-            seen.append((epoch, meta.get("epoch"), meta.get("batch")))
-
-    vgg.fit(batches, None, nb_epoch=2, checkpoint=str(ckpt_path), callbacks=[Look()], verbose=0)
-    assert seen == [(0, 1, 0), (1, 2, 0)]
-
-
 def test_checkpoint_restores_weights_and_optimizer_state(tmp_path, course_data):
     vgg = _tiny_model()
     batches = vgg.get_batches(str(course_data / "valid"), batch_size=8, seed=3, verbose=False)

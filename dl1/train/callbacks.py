@@ -95,19 +95,9 @@ class StopAndCheckpoint(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"stopped by {self.stop.requested or 'another process'} during validation "
                                     f"of epoch {self.epoch + 1}{self._where()}")
 
-    def epoch_saver(self):
-        """The callback that saves the checkpoint at each epoch's end, to go *first* in the list: on disk
-        before a user's callback (dl1 finetune's saver writes dl1-model.json) says the epoch is done, so a kill
-        between the two never leaves a record of an epoch without its checkpoint. (This callback itself goes
-        after the user's: a stop a user's callback asks for at a batch's end is saved at that batch.)"""
-        guard = self
-
-        class SaveAtEpochEnd(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                guard.batch_offset = 0
-                guard._save(epoch + 1, 0)
-
-        return SaveAtEpochEnd()
+    def on_epoch_end(self, epoch, logs=None):
+        self.batch_offset = 0
+        self._save(epoch + 1, 0)
 
 
 class SeenAsFullModel(keras.callbacks.Callback):

@@ -166,9 +166,9 @@ class _Run:
         averaging = session.averaging(self.target.optimizer) if session is not None else contextlib.nullcontext()
         # several processes: rank 0 prints one line per epoch; not a terminal: one plain line per epoch
         verbose = keras_verbose(self.verbose) if session is None else 0
-        with averaging:  # the epoch's checkpoint before the user's callbacks, a batch's stop after them
+        with averaging:
             return self.target.fit(part, epochs=last, initial_epoch=first, validation_data=val, verbose=verbose,
-                                   callbacks=[guard.epoch_saver()] + user + [guard] + extra)
+                                   callbacks=user + [guard] + extra)
 
 
 def predict_batches(model, batches, cache="auto", verbose=1, cache_dir=None):
