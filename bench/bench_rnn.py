@@ -89,12 +89,10 @@ def char_rnn_case(size, loop=False):
 
         return K.torch_loop(K.adam_step(net.parameters(), loss_of), n, batch)
 
-    if loop:
-        return K.Case("char_rnn_loop", f"char-rnn LSTM({n_hidden}, use_cudnn=False) x2 (Keras' loop), {batch} x "
-                      f"{seq_len} characters a step", "chars", x, y, batch, build, torch_epoch, n,
-                      units_per_sample=seq_len, notes="no dropout (torch.nn.LSTM has no recurrent dropout)")
-    return K.Case("char_rnn", f"char-rnn LSTM({n_hidden}) x2, {batch} x {seq_len} characters a step", "chars", x, y,
-                  batch, build, torch_epoch, n, units_per_sample=seq_len, steady_name="lstm_train_chars_per_s",
+    layers = f"LSTM({n_hidden}, use_cudnn=False) x2 (Keras' loop)" if loop else f"LSTM({n_hidden}) x2"
+    return K.Case("char_rnn_loop" if loop else "char_rnn", f"char-rnn {layers}, {batch} x {seq_len} characters a step",
+                  "chars", x, y, batch, build, torch_epoch, n, units_per_sample=seq_len,
+                  steady_name="" if loop else "lstm_train_chars_per_s",  # char-rnn's RESULT keeps its old name
                   notes="no dropout (torch.nn.LSTM has no recurrent dropout)")
 
 
