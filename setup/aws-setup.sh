@@ -170,12 +170,12 @@ load_tagged() {
 find_tagged() {
     local cmd=$1 kind=$2 prefix=$3 query=$4 out
     shift 4
-    printf '%s\n' "$TAGGED" | grep -q "^$prefix" || return 0
+    grep -q "^$prefix" <<<"$TAGGED" || return 0
     out=$(awsq ec2 "$cmd" --filters "Name=tag:$TAG_KEY,Values=$NAME" "Name=tag:Name,Values=$NAME-$kind" "$@" --query "$query")
     if [[ $(printf '%s\n' "$out" | grep -c .) -gt 1 ]]; then
-        warn "found several resources tagged Name=$NAME-$kind; using the first: $(printf '%s\n' "$out" | head -n 1 | cut -f1)"
+        warn "found several resources tagged Name=$NAME-$kind; using the first: $(cut -f1 <<<"${out%%$'\n'*}")"
     fi
-    printf '%s\n' "$out" | head -n 1
+    printf '%s\n' "${out%%$'\n'*}"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ check_region_and_credentials() {
         esac
         # Is the region unknown, or is EC2 unreachable? Ask a region that always exists.
         if known=$(aws_try ec2 describe-regions --region us-east-1 --query 'Regions[].RegionName'); then
-            if ! printf '%s\n' "$known" | tr '\t' '\n' | grep -qx -- "$REGION"; then
+            if ! grep -qx -- "$REGION" <<<"${known//$'\t'/$'\n'}"; then
                 die "unknown region '$REGION'. Known regions: $(printf '%s' "$known" | tr '\t' ' ')"
             fi
         fi
@@ -277,11 +277,11 @@ check_instance_type() {
     [[ -n "$AZS" ]] ||
         die "instance type '$INSTANCE_TYPE' is not offered in region $REGION. Pick another type (--instance-type) or region."
     if [[ -n "$AZ_OPT" ]]; then
-        printf '%s\n' "$AZS" | grep -qxF -- "$AZ_OPT" ||
+        grep -qxF -- "$AZ_OPT" <<<"$AZS" ||
             die "availability zone $AZ_OPT does not offer $INSTANCE_TYPE (zones that do in $REGION: $(printf '%s' "$AZS" | tr '\n' ' ')). Pick one of those with --az, or leave --az out."
         AZ=$AZ_OPT
     else
-        AZ=$(printf '%s\n' "$AZS" | head -n 1)
+        AZ=${AZS%%$'\n'*}
     fi
     log "Instance type: $INSTANCE_TYPE ($ARCH${gpu:+, GPU $gpu}${VCPUS:+, $VCPUS vCPUs}${MEMORY_MIB:+, $((MEMORY_MIB / 1024)) GiB})"
 }
@@ -318,7 +318,7 @@ quota_fix() { # how to ask for more of QUOTA_CODE, in one sentence
 check_quota() {
     local value
     quota_for_type || return 0
-    if printf '%s\n' "$TAGGED" | grep -q '^i-'; then
+    if grep -q '^i-' <<<"$TAGGED"; then
         return 0
     fi
     if ! value=$(aws_try service-quotas get-service-quota --service-code ec2 --quota-code "$QUOTA_CODE" --query 'Quota.Value'); then
@@ -559,7 +559,7 @@ ensure_subnet() {
     if [[ -n "$SUBNET_ID" ]]; then
         reused subnet "$SUBNET_ID ($SUBNET_AZ)"
         # without --az, the launch starts in the subnet's zone (where any earlier instance was)
-        if [[ -z "$AZ_OPT" ]] && printf '%s\n' "$AZS" | grep -qxF -- "$SUBNET_AZ"; then
+        if [[ -z "$AZ_OPT" ]] && grep -qxF -- "$SUBNET_AZ" <<<"$AZS"; then
             AZ=$SUBNET_AZ
         fi
         return 0

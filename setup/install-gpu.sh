@@ -131,7 +131,7 @@ check_driver() {
     local out
     if ! out=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1); then
         local msg
-        msg="nvidia-smi cannot talk to the NVIDIA driver ($(printf '%s' "$out" | head -n 1)). This usually means the driver or kernel was just updated: reboot (sudo reboot) and run $PROG again."
+        msg="nvidia-smi cannot talk to the NVIDIA driver (${out%%$'\n'*}). This usually means the driver or kernel was just updated: reboot (sudo reboot) and run $PROG again."
         if ((DRY_RUN)); then
             warn "$msg"
             return 0
@@ -158,7 +158,7 @@ check_python() {
 
 torch_requirement() { # the torch pin from requirements.txt (so the two never disagree)
     local pin
-    pin=$(grep -E '^[[:space:]]*torch[[:space:]]*(==|>=|~=)' "$REPO/requirements.txt" | head -n 1 | tr -d '[:space:]' || true)
+    pin=$(grep -m 1 -E '^[[:space:]]*torch[[:space:]]*(==|>=|~=)' "$REPO/requirements.txt" | tr -d '[:space:]' || true)
     printf '%s' "${pin:-torch}"
 }
 

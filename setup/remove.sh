@@ -90,7 +90,7 @@ gone() {
 TAGGED=$(awsq ec2 describe-tags --filters "Name=key,Values=$TAG_KEY" "Name=value,Values=$NAME" \
     --query 'Tags[].[ResourceId]' | sort -u)
 tagged() { printf '%s\n' "$TAGGED" | grep "^$1" || true; } # tagged PREFIX: those ids, one a line
-has() { printf '%s\n' "$TAGGED" | grep -q "^$1"; }
+has() { grep -q "^$1" <<<"$TAGGED"; }
 tag_filter="Name=tag:$TAG_KEY,Values=$NAME"
 
 INSTANCES=""

@@ -3,6 +3,7 @@ follows the project's shell conventions."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,19 @@ def test_conventions(script):
     else:
         assert "\nset -euo pipefail\n" in text
         assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
+
+
+EARLY_EXIT_READER = re.compile(r"\|\s*(head\b|grep\s+-\w*[qm])")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_no_pipe_into_a_reader_that_stops_early(script):
+    """Under pipefail, `producer | head -n 1` or `producer | grep -q` fails at random: the reader exits at its
+    first match and the producer, still writing, dies of SIGPIPE (exit 141). A CI run lost aws-setup.sh that way;
+    such lookups read a variable with a here-string or a parameter expansion instead."""
+    offending = [
+        f"{script.name}:{n}: {line.strip()}"
+        for n, line in enumerate(script.read_text().splitlines(), 1)
+        if EARLY_EXIT_READER.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert not offending, "\n".join(offending)
