@@ -3,6 +3,7 @@ group's gradient averaging on a one-process gloo group."""
 
 import os
 import socket
+from unittest import mock
 
 import keras
 import numpy as np
@@ -163,6 +164,30 @@ def test_the_fused_lstm_is_taken_only_where_keras_would_take_its_own():
     assert not fast(recurrent_dropout=0.2)  # char-rnn's dropout_U: Keras' loop, which draws it every step
     assert not fast(use_cudnn=False) and not fast(activation="relu") and not fast(use_bias=False)
     assert not fast(unroll=True)
+
+
+def test_an_lstm_with_recurrent_dropout_predicts_through_the_fused_kernel():
+    """Out of training a recurrent dropout does nothing: predictions (char-rnn's sampling) take the fused
+    kernel and give what Keras' step-by-step loop gives; training keeps Keras' loop, which draws the dropout."""
+    import torch
+
+    from dl1.nn.layers import LSTM
+
+    x = np.random.default_rng(2).normal(size=(3, 6, 4)).astype("float32")
+    ours, plain = LSTM(5, recurrent_dropout=0.2, dropout=0.2, return_sequences=True), \
+        keras.layers.LSTM(5, recurrent_dropout=0.2, dropout=0.2, return_sequences=True)
+    for layer in (ours, plain):
+        layer.build((None, 6, 4))
+    plain.set_weights(ours.get_weights())
+    assert ours.on_fast_path(None, training=False) and not ours.on_fast_path(None, training=True)
+    calls = []
+    real = type(backend.current()).lstm
+    with mock.patch.object(type(backend.current()), "lstm", lambda self, *a: calls.append(1) or real(self, *a)):
+        got = ours(torch.tensor(x), training=False).detach().numpy()
+        assert calls == [1]
+        ours(torch.tensor(x), training=True)
+        assert calls == [1]  # training: Keras' loop
+    np.testing.assert_allclose(got, plain(torch.tensor(x), training=False).detach().numpy(), atol=1e-5)
 
 
 def test_the_fused_lstm_applies_the_input_dropout_only_in_training():

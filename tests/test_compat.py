@@ -175,6 +175,46 @@ def test_copy_free_conv_and_pool_match_keras_and_share_weight_files(tmp_path):
     assert isinstance(ours.layers[0], keras.layers.Conv2D)
 
 
+def test_the_fused_relu_convolution_follows_every_change_of_its_weights(tmp_path):
+    """A forward pass without autograd runs oneDNN's convolution with the ReLU fused and the kernel kept in
+    oneDNN's layout: it must give Keras' numbers, and new ones after an optimizer step, ``set_weights`` or
+    ``load_weights`` (a stale kernel would silently give the old model's features)."""
+    import keras
+    import torch
+
+    from dl1.nn import layers as fastconv
+
+    def net(conv):
+        return Sequential([keras.Input((12, 12, 3)), conv(6, 3, padding="same", activation="relu"),
+                           conv(5, 3, padding="valid", activation="relu"), keras.layers.Flatten(),
+                           keras.layers.Dense(2, activation="softmax")])
+    ours, plain = net(fastconv.Conv2D), net(keras.layers.Conv2D)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (8, 12, 12, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[rng.integers(0, 2, 8)]
+
+    def same():
+        plain.set_weights(ours.get_weights())
+        with torch.no_grad():
+            got = ours.predict_on_batch(x)
+        np.testing.assert_allclose(got, plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+        return got
+
+    first = same()
+    assert ours.layers[0].kernel.value._dl1_onednn is not None  # the fused path ran and kept the kernel
+    ours.compile(optimizer=keras.optimizers.SGD(0.5), loss="categorical_crossentropy")
+    ours.train_on_batch(x, y)  # an optimizer step changes the kernels in place
+    after_step = same()
+    assert np.abs(after_step - first).max() > 1e-4
+    ours.set_weights([w * 0.5 for w in ours.get_weights()])
+    same()
+    plain.set_weights([rng.normal(size=w.shape).astype("float32") for w in plain.get_weights()])
+    plain.save_weights(str(tmp_path / "w.weights.h5"))
+    ours.load_weights(str(tmp_path / "w.weights.h5"))
+    with torch.no_grad():
+        np.testing.assert_allclose(ours.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+
+
 def test_convolution2d_is_the_class_of_vgg16s_convolutions():
     from dl1.models.vgg16 import Vgg16
     from utils import Convolution2D, Dense  # noqa: F401

@@ -125,3 +125,46 @@ def test_a_history_that_cannot_be_written_does_not_stop_training(tmp_path, caplo
         model.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), epochs=2, verbose=0, callbacks=[recorder])
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and warned[0].startswith(f"cannot write the training history in {tmp_path / 'file'}")
+
+
+def test_the_curves_are_drawn_at_the_end_every_redraw_interval_and_when_inspect_finds_them_behind(
+        tmp_path, monkeypatch, capsys):
+    """Drawing takes ~0.3 s: short epochs redraw at the end of training only, long ones after an epoch when the
+    last drawing is REDRAW_SECONDS old; a run stopped in between leaves the record ahead of the picture, and
+    dl1 inspect's history brings the picture up to date."""
+    import os
+
+    import keras
+
+    from dl1.train.history import CURVES_NAME, HistoryRecorder, append_epoch
+    from dl1.workflow.results import Results
+    from dl1.workflow.steps import show_history
+
+    results = tmp_path / "data" / "results"
+    png = results / CURVES_NAME
+    seen = []
+
+    class Look(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(png.exists())
+
+    def fit(epochs):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(np.ones((4, 2), "float32"), np.ones((4, 1), "float32"), epochs=epochs, verbose=0,
+                  callbacks=[HistoryRecorder(results), Look()])
+
+    fit(3)
+    assert seen == [False, False, False] and png.is_file()  # drawn once, at the end
+    assert len(_rows(results / "history.csv")[1]) == 3
+    monkeypatch.setattr(HistoryRecorder, "REDRAW_SECONDS", 0.0)
+    png.unlink()
+    seen.clear()
+    fit(2)
+    assert seen == [True, True]
+    # a run killed after an epoch's row and before its drawing
+    drawn = png.stat().st_mtime
+    append_epoch(results, "fit", {"loss": 0.5}, 0.01, 1.0)
+    os.utime(png, (drawn - 10, drawn - 10))
+    assert len(show_history(Results(tmp_path / "data"))) == 6
+    assert png.stat().st_mtime > drawn - 10 and f"Training curves: {png}" in capsys.readouterr().out

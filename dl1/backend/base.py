@@ -56,8 +56,9 @@ class Backend:
         """Whether ``conv2d`` computes a channels-last convolution with these settings."""
         return False
 
-    def conv2d(self, x, kernel, bias, strides, padding):
-        """NHWC ``x`` convolved with an HWIO ``kernel`` (Keras' layout), plus ``bias`` (or None)."""
+    def conv2d(self, x, kernel, bias, strides, padding, relu=False):
+        """NHWC ``x`` convolved with an HWIO ``kernel`` (Keras' layout), plus ``bias`` (or None); with ``relu``,
+        max(0, .) of that, in the same pass where the backend can fuse it."""
         raise NotImplementedError(f"no fast conv2d on the {self.name} backend")
 
     def supports_fast_max_pool2d(self, padding):
@@ -184,6 +185,11 @@ class ProcessGroup:
 
     def barrier(self):
         """Wait until every process got here."""
+
+    def close(self):
+        """Leave the group together at the end of a run (every process calls it): no process exits while another
+        still uses the group."""
+        self.barrier()
 
     def all_sum(self, values):
         """Element-wise sum over the processes of a list of floats."""

@@ -3,7 +3,9 @@
 - Convolution and max pooling on *views*: Keras' torch backend turns every channels-last (NHWC) activation
   into a contiguous NCHW copy and then into a channels-last-memory copy, and re-lays out the kernel, for every
   convolution. PyTorch convolves a permuted view of the NHWC tensor directly (a permuted view is exactly its
-  "channels_last memory format"): same numbers, no copies, VGG16's forward pass ~50% faster on CPU.
+  "channels_last memory format"): same numbers, no copies, VGG16's forward pass ~50% faster on CPU. A forward
+  pass that autograd need not follow (the frozen layers' feature pass) fuses the ReLU into oneDNN's convolution
+  and keeps each kernel in oneDNN's layout until it changes: ~19% faster again.
 - Augmentation as one ``grid_sample`` call per batch, on the GPU when there is one.
 - ``torch.autograd`` for the hand-written RNNs of lesson 6.
 - A stateful LSTM/GRU starts from copies of its state variables: Keras 3.15's fused path on torch reads the
@@ -66,6 +68,33 @@ def compile_cache():
     return folder
 
 
+def _fusable(x, kernel, bias):
+    """Whether oneDNN's convolution with a fused ReLU can run: float32 on the CPU, eager, and nothing that
+    autograd must follow (the fused operator has no backward; a forward pass, e.g. the frozen layers' feature
+    pass, is where it counts)."""
+    import torch
+
+    tensors = (x, kernel) if bias is None else (x, kernel, bias)
+    return (x.device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors)
+            and torch.backends.mkldnn.is_available() and not torch.compiler.is_compiling()
+            and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)))
+
+
+def _onednn_kernel(kernel):
+    """``kernel`` (kh, kw, in, out) as oneDNN convolves fastest, (out, in, kh, kw) in channels-last memory,
+    kept on the tensor until it changes (torch counts every in-place change: an optimizer step, ``assign``,
+    ``load_weights``), so a forward pass does not reorder VGG16's 58 MB of kernels at every batch."""
+    import torch
+
+    cached = getattr(kernel, "_dl1_onednn", None)
+    if cached is not None and cached[0] == kernel._version:
+        return cached[1]
+    with torch.no_grad():
+        packed = kernel.detach().permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    kernel._dl1_onednn = (kernel._version, packed)
+    return packed
+
+
 class TorchBackend(Backend):
     def __init__(self):
         super().__init__("torch")
@@ -76,15 +105,22 @@ class TorchBackend(Backend):
             return True
         return padding == "same" and tuple(strides) == (1, 1) and all(k % 2 for k in kernel_size)
 
-    def conv2d(self, x, kernel, bias, strides, padding):
+    def conv2d(self, x, kernel, bias, strides, padding, relu=False):
+        import torch
         import torch.nn.functional as F
 
         kh, kw = kernel.shape[:2]
         pad = (kh // 2, kw // 2) if padding == "same" else 0
-        out = F.conv2d(x.permute(0, 3, 1, 2),  # NCHW view of NHWC memory: no copy
-                       kernel.permute(3, 2, 0, 1),  # (kh, kw, in, out) -> (out, in, kh, kw), a view
+        nchw = x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: no copy
+        if relu and _fusable(nchw, kernel, bias):
+            out = torch.ops.mkldnn._convolution_pointwise(
+                nchw, _onednn_kernel(kernel), bias, list(pad) if pad else [0, 0], list(strides), [1, 1], 1,
+                "relu", [None], "")
+            return out.permute(0, 2, 3, 1)
+        out = F.conv2d(nchw, kernel.permute(3, 2, 0, 1),  # (kh, kw, in, out) -> (out, in, kh, kw), a view
                        bias, stride=tuple(strides), padding=pad)
-        return out.permute(0, 2, 3, 1)  # back to NHWC; contiguous when torch kept channels_last memory
+        out = out.permute(0, 2, 3, 1)  # back to NHWC; contiguous when torch kept channels_last memory
+        return torch.relu(out) if relu else out
 
     def supports_fast_max_pool2d(self, padding):
         return padding == "valid"
@@ -311,6 +347,13 @@ class TorchProcessGroup(ProcessGroup):
 
     def barrier(self):
         self.dist.barrier()
+
+    def close(self):
+        # a process that exited while another still drew its last plot left gloo's threads running at exit
+        # ("terminate called without an active exception", exit -6 under torchrun)
+        self.dist.barrier()
+        self.dist.destroy_process_group()
+        type(self)._joined = None
 
     def all_sum(self, values):
         t = self.torch.tensor([float(v) for v in values], dtype=self.torch.float64, device=self.device)

@@ -35,9 +35,11 @@ class Conv2D(keras.layers.Conv2D):
     def call(self, inputs):
         if not self.on_fast_path():
             return super().call(inputs)
+        relu = self.activation is keras.activations.relu  # the backend may fuse it into the convolution
         out = backend.current().conv2d(keras.ops.convert_to_tensor(inputs), self.kernel.value,
-                                       self.bias.value if self.use_bias else None, self.strides, self.padding)
-        return self.activation(out) if self.activation is not None else out
+                                       self.bias.value if self.use_bias else None, self.strides, self.padding,
+                                       relu=relu)
+        return self.activation(out) if self.activation is not None and not relu else out
 
 
 @keras.saving.register_keras_serializable(package="dl1")
@@ -87,12 +89,14 @@ class LSTM(_StatefulStart, keras.layers.LSTM):
 
     keras_class = keras.layers.LSTM
 
-    def on_fast_path(self, mask):
+    def on_fast_path(self, mask, training=True):
         """True when ``inner_loop`` hands the sequence to ``backend.current().lstm``: Keras' own fused-path
-        conditions (tanh and sigmoid, a bias, no mask, no recurrent dropout, not unrolled, ``use_cudnn`` not
-        False) on a backend that has one."""
+        conditions (tanh and sigmoid, a bias, no mask, not unrolled, ``use_cudnn`` not False) on a backend
+        that has one, and no recurrent dropout while ``training`` (Keras' loop draws it at every step; out of
+        training there is none, and Keras' loop would compute what the fused kernel does, step by step: char-rnn's
+        sampling, one prediction per character, is ~4x faster fused)."""
         cell = self.cell
-        return (mask is None and self.use_cudnn in ("auto", True) and not self.recurrent_dropout
+        return (mask is None and self.use_cudnn in ("auto", True) and not (training and self.recurrent_dropout)
                 and not self.unroll and cell.use_bias and cell.activation is keras.activations.tanh
                 and cell.recurrent_activation is keras.activations.sigmoid and kprivate.fast_layers()
                 and backend.current().supports_fast_lstm())
@@ -100,7 +104,7 @@ class LSTM(_StatefulStart, keras.layers.LSTM):
     def inner_loop(self, sequences, initial_state, mask, training=False):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
-        if not self.on_fast_path(mask):
+        if not self.on_fast_path(mask, training):
             return super().inner_loop(sequences, initial_state, mask=mask, training=training)
         if training and self.dropout:  # the input dropout, one mask over all time steps, as Keras applies it
             mask_row = self.cell.get_dropout_mask(sequences[:, 0, :])

@@ -76,6 +76,13 @@ def barrier():
         g.barrier()
 
 
+def finish():
+    """The end of a torchrun run: every process leaves the group together (nothing without torchrun)."""
+    g = group()
+    if g is not None:
+        g.close()
+
+
 def once(fn):
     """Run ``fn`` on rank 0 first while the others wait, then on the others (which find its cached result
     on disk): the frozen-feature cache is computed once across processes."""

@@ -14,7 +14,7 @@ from dl1.inspect.predictions import plot_log_loss, save_inspection
 from dl1.io.atomic import write_text
 from dl1.io.errors import DL1Error, SubmissionError
 from dl1.io.folderlock import folder_lock
-from dl1.io.log import examples, note
+from dl1.io.log import examples, note, warn
 from dl1.kaggle.cli import (
     KaggleError,
     credentials_help,
@@ -205,6 +205,7 @@ def finetune(directory, config=None, **settings):
     else:
         history = model.fit(batches, val_batches, nb_epoch=config.epochs,
                             callbacks=[_epoch_weights_saver(model, results, record, keep)], **common)
+    distributed.finish()
     if not main:
         return record
     if not history.epoch:
@@ -505,11 +506,16 @@ def inspect(directory, sample=False, n_view=4, seed=0):
 
 def show_history(results, last=5):
     """Print the last ``last`` rows of ``results/history.csv`` and where the training curves are."""
-    from dl1.train.history import COLUMNS, CURVES_NAME, FILE_NAME, read_history
+    from dl1.train.history import COLUMNS, CURVES_NAME, FILE_NAME, curves_behind, read_history, redraw_curves
 
     rows = read_history(results.path)
     if not rows:
         return rows
+    if curves_behind(results.path):  # a run stopped between two redraws
+        try:
+            redraw_curves(results.path)
+        except OSError as e:
+            warn("cannot redraw the training curves in %s (%s)", results.path, e.strerror or e)
     print(f"Training history ({len(rows)} epoch(s), {results.file(FILE_NAME)}; last {min(last, len(rows))}):")
     table = [COLUMNS] + [[_shown(row[c]) for c in COLUMNS] for row in rows[-last:]]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
