@@ -281,3 +281,29 @@ def test_the_spellings_come_with_the_faces_and_go_back_when_removed():
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split("\n")[:4] == ["False True False", "True False True True",
                                           "False True False True False False", "3 True"]
+
+
+def test_without_onednns_fused_operator_the_convolution_takes_the_plain_path(monkeypatch):
+    """A CPU or torch build whose oneDNN lacks the fused operator (it raises): the same numbers through
+    F.conv2d, and the fused operator is not tried again."""
+    import keras
+    import torch
+
+    from dl1.backend import torch_impl
+    from dl1.nn import layers as fastconv
+
+    calls = []
+
+    def missing(*args):
+        calls.append(1)
+        raise RuntimeError("mkldnn_convolution_pointwise: not supported here")
+
+    monkeypatch.setattr(torch_impl, "_FUSED_CONV", {"usable": True})
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", missing)
+    ours = Sequential([keras.Input((8, 8, 3)), fastconv.Conv2D(4, 3, padding="same", activation="relu")])
+    plain = Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same", activation="relu")])
+    plain.set_weights(ours.get_weights())
+    x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype("float32")
+    for _ in range(2):
+        np.testing.assert_allclose(ours.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)
+    assert calls == [1]

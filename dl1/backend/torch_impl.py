@@ -68,6 +68,9 @@ def compile_cache():
     return folder
 
 
+_FUSED_CONV = {"usable": True}  # False once oneDNN's fused operator failed in this process
+
+
 def _fusable(x, kernel, bias):
     """Whether oneDNN's convolution with a fused ReLU can run: float32 on the CPU, eager, and nothing that
     autograd must follow (the fused operator has no backward; a forward pass, e.g. the frozen layers' feature
@@ -112,11 +115,15 @@ class TorchBackend(Backend):
         kh, kw = kernel.shape[:2]
         pad = (kh // 2, kw // 2) if padding == "same" else 0
         nchw = x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory: no copy
-        if relu and _fusable(nchw, kernel, bias):
-            out = torch.ops.mkldnn._convolution_pointwise(
-                nchw, _onednn_kernel(kernel), bias, list(pad) if pad else [0, 0], list(strides), [1, 1], 1,
-                "relu", [None], "")
-            return out.permute(0, 2, 3, 1)
+        if relu and _FUSED_CONV["usable"] and _fusable(nchw, kernel, bias):
+            try:
+                out = torch.ops.mkldnn._convolution_pointwise(
+                    nchw, _onednn_kernel(kernel), bias, list(pad) if pad else [0, 0], list(strides), [1, 1], 1,
+                    "relu", [None], "")
+                return out.permute(0, 2, 3, 1)
+            except (RuntimeError, NotImplementedError) as e:  # a CPU or build without it: the plain path
+                _FUSED_CONV["usable"] = False
+                logging.getLogger("dl1").debug("fused convolution unavailable (%s); using F.conv2d", e)
         out = F.conv2d(nchw, kernel.permute(3, 2, 0, 1),  # (kh, kw, in, out) -> (out, in, kh, kw), a view
                        bias, stride=tuple(strides), padding=pad)
         out = out.permute(0, 2, 3, 1)  # back to NHWC; contiguous when torch kept channels_last memory
