@@ -51,6 +51,14 @@ def test_finetune_appends_one_row_per_epoch_across_a_resumed_run(data, standin_w
     assert main(["finetune", str(data), "--epochs", "3", *weights, *COMMON]) == 0
     assert len(_rows(results / "history.csv")[1]) == 3
     capsys.readouterr()
+    # --restart starts the record again at epoch 1, as its weight files do; the earlier one is kept aside
+    assert main(["finetune", str(data), "--epochs", "1", "--restart", *weights, *COMMON]) == 0
+    assert [r[0] for r in _rows(results / "history.csv")[1]] == ["1"]
+    kept = sorted(results.glob("history-*.csv"))
+    assert len(kept) == 1 and [r[0] for r in _rows(kept[0])[1]] == ["1", "2", "3"]
+    assert len(list(results.glob("training_curves-*.png"))) == 1 and png.is_file()
+    shown = capsys.readouterr()
+    assert f"Note: --restart: the earlier run's history.csv is kept as {kept[0].name}" in shown.out + shown.err
 
 
 def test_inspect_shows_the_history(data, standin_weights, capsys):

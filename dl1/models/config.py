@@ -95,7 +95,8 @@ class RunConfig:
     cache: bool = option(True, "do not cache the frozen layers' outputs", flag="--no-cache", negate=True)
     checkpoint_every: int | None = option(None, "also save a checkpoint every N batches", check=at_least(1),
                                           metavar="N", commands=(FINETUNE,))
-    restart: bool = option(False, "ignore an existing checkpoint", commands=(FINETUNE,))
+    restart: bool = option(False, "ignore an existing checkpoint and start the record again at epoch 1 (the "
+                                  "earlier history is kept aside)", commands=(FINETUNE,))
     mixed_precision: str = option("auto", "bfloat16/float16 compute: auto = on when a CUDA GPU is present "
                                           "(default)", choices=tuple(MIXED_PRECISION))
     jit: bool | None = option(None, "compile the training step (--jit) or run eager (--no-jit); default: "

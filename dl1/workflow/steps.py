@@ -130,6 +130,21 @@ def _epoch_weights_saver(model, results, record, keep, offset=0, written=None):
     return SaveEpochWeights()
 
 
+def _history_aside(results):
+    """``--restart``: the earlier run's ``history.csv`` and curves kept under a dated name, so that the new
+    run's record starts at epoch 1 as its weight files do (ft1.h5, ...)."""
+    from dl1.train.history import CURVES_NAME, FILE_NAME
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in (FILE_NAME, CURVES_NAME):
+        path = results.file(name)
+        if os.path.exists(path):
+            stem, ext = os.path.splitext(name)
+            kept = results.file(f"{stem}-{stamp}{ext}")
+            os.replace(path, kept)
+            note("--restart: the earlier run's %s is kept as %s", name, os.path.basename(kept))
+
+
 def _nbytes(variables):
     """Bytes of ``variables`` as a weights file stores them (float32)."""
     import math
@@ -187,6 +202,7 @@ def finetune(directory, config=None, **settings):
         for path in stale:
             if os.path.exists(path):
                 os.remove(path)
+        _history_aside(results)
     distributed.barrier()
     record = ModelRecord(classes=list(model.classes), size=list(model.size), arch=model.arch, policy=model.policy,
                          schedule=config.schedule, config=config.to_dict())
