@@ -185,3 +185,35 @@ def test_upload_without_the_kaggle_command_writes_nothing(predicted, tmp_path, m
     assert capsys.readouterr().err == ("dl1: error: the kaggle command is not installed: pip install kaggle "
                                        "(it is in requirements.txt)\n")
     assert not (predicted / "results" / "submission.csv").exists()
+
+
+def test_bounded_map_keeps_order_queues_little_and_cancels_the_rest_when_left():
+    """What `dl1 sample` and prepare run their images through: results in order, never more than the window
+    queued, and nothing left queued to run on after the loop is left (Ctrl-C, an error)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dl1.io.pools import bounded_map
+
+    pool = ThreadPoolExecutor(2)
+    started, lock = [], threading.Lock()
+
+    def work(i):
+        with lock:
+            started.append(i)
+        time.sleep(0.002)
+        return i * i
+
+    assert list(bounded_map(work, range(50), pool=pool, window=4)) == [i * i for i in range(50)]
+    started.clear()
+    results = bounded_map(work, range(10_000), pool=pool, window=4)
+    for k, value in enumerate(results):
+        assert value == k * k
+        assert len(started) <= k + 1 + 4  # taken + the window
+        if k == 5:
+            break
+    results.close()  # what a KeyboardInterrupt in the loop does
+    time.sleep(0.1)
+    assert len(started) <= 6 + 4
+    pool.shutdown()

@@ -30,7 +30,7 @@ from dl1.data.images import header_problem, is_hidden_or_junk, is_image_name, na
 from dl1.io.atomic import atomic_path, remove_stale_temps, write_text
 from dl1.io.errors import DataError
 from dl1.io.log import examples, note, warn, warn_files
-from dl1.io.pools import decode_pool
+from dl1.io.pools import bounded_map
 from dl1.io.unpack import check_limits
 
 RECORD = ".dl1-prepare.json"
@@ -503,7 +503,7 @@ def prepare_data(path, valid=None, sample_train=200, sample_valid=50, seed=0,
     if check_images:
         pending = [(n, os.path.join(path, inv.where[n][0])) for n in inv.where
                    if not inv.where[n][0].startswith("unreadable")]
-        problems = list(tqdm(decode_pool().map(lambda p: header_problem(p[1]), pending), total=len(pending),
+        problems = list(tqdm(bounded_map(lambda p: header_problem(p[1]), pending), total=len(pending),
                              desc="Checking images", unit="img", disable=not progress))
         unreadable = {n for (n, _), r in zip(pending, problems, strict=True) if r}
         unreadable |= {n for n, p in inv.where.items() if p[0].startswith("unreadable")}
@@ -617,7 +617,7 @@ def _sizes(paths, progress, what):
                 return im.size
         except (OSError, ValueError, SyntaxError, EOFError):
             return None
-    return list(tqdm(decode_pool().map(size, paths), total=len(paths), desc=what, unit="img",
+    return list(tqdm(bounded_map(size, paths), total=len(paths), desc=what, unit="img",
                      disable=not progress))
 
 

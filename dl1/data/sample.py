@@ -104,7 +104,7 @@ def write_sample(directory, n=200, n_test=None, seed=0, layout="kaggle", valid_f
     so results on the synthetic test set can be scored.
     """
     from dl1.io.console import tqdm
-    from dl1.io.pools import decode_pool
+    from dl1.io.pools import bounded_map
 
     if layout not in ("kaggle", "course"):
         raise DataError(f"layout must be 'kaggle' or 'course', not {layout!r}")
@@ -140,7 +140,7 @@ def write_sample(directory, n=200, n_test=None, seed=0, layout="kaggle", valid_f
         img, quality = make_image(seed, label, index, max_side)
         _write(path, img, quality)
 
-    for _ in tqdm(decode_pool().map(run, jobs), total=len(jobs), desc=f"Writing sample to {directory}",
+    for _ in tqdm(bounded_map(run, jobs), total=len(jobs), desc=f"Writing sample to {directory}",
                   unit="img", disable=not progress):
         pass
     with atomic_path(os.path.join(directory, "test_truth.csv")) as tmp, open(tmp, "w", newline="") as f:

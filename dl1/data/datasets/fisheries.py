@@ -98,7 +98,7 @@ def synthesize(dest, seed=0, n=160, n_test=None, size_scale=1.0, force=False, pr
     """Write the stand-in into ``dest`` in Kaggle's layout: ``train/<class>/img_NNNNN.jpg`` (``n`` images,
     spread over the eight classes), ``test_stg1/img_NNNNN.jpg`` (``n_test``, default n/4) and
     ``annos/<class>_labels.json``. Returns {folder: count}."""
-    from dl1.io.pools import decode_pool
+    from dl1.io.pools import bounded_map
 
     dest = os.fspath(dest)
     n = int(n)
@@ -130,7 +130,7 @@ def synthesize(dest, seed=0, n=160, n_test=None, size_scale=1.0, force=False, pr
 
     annos = {c: [] for c in ANNO_CLASSES}
     counts = {}
-    for rel, label, boxes in decode_pool().map(run, jobs):
+    for rel, label, boxes in bounded_map(run, jobs):
         counts[os.path.dirname(rel)] = counts.get(os.path.dirname(rel), 0) + 1
         if rel.startswith("train") and label.lower() in annos:
             annos[label.lower()].append({

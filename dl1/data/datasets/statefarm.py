@@ -92,7 +92,7 @@ def synthesize(dest, seed=0, n=300, n_test=None, n_drivers=8, size=(128, 96), fo
     """Write the stand-in into ``dest`` in Kaggle's layout: ``imgs/train/c0..c9/img_N.jpg`` (``n`` images from
     ``n_drivers`` drivers, every driver in every pose), ``imgs/test/img_N.jpg`` (``n_test``, default n/4,
     from other drivers) and ``driver_imgs_list.csv`` (subject,classname,img). Returns {folder: count}."""
-    from dl1.io.pools import decode_pool
+    from dl1.io.pools import bounded_map
 
     dest = os.fspath(dest)
     n, n_drivers = int(n), int(n_drivers)
@@ -127,7 +127,7 @@ def synthesize(dest, seed=0, n=300, n_test=None, n_drivers=8, size=(128, 96), fo
         return job
 
     rows, counts = [], {}
-    for rel, label, driver, _ in decode_pool().map(run, jobs):
+    for rel, label, driver, _ in bounded_map(run, jobs):
         counts[os.path.dirname(rel)] = counts.get(os.path.dirname(rel), 0) + 1
         if rel.startswith(os.path.join("imgs", "train")):
             rows.append((f"p{driver:03d}", label, os.path.basename(rel)))
