@@ -141,15 +141,26 @@ def test_ctrl_c_in_a_real_process_is_130(tmp_path):
     import signal
     import time
 
+    def as_from_a_terminal():
+        # a suite started in the background (`make test &` from a script) runs with SIGINT ignored, and a
+        # process inherits that: it could never see the Ctrl-C (CI on a clean clone ran 15 minutes of sample)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     exe = os.path.join(os.path.dirname(sys.executable), "dl1")
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "dl1"]
     proc = subprocess.Popen(cmd + ["sample", str(tmp_path / "d"), "--n", "100000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    deadline = time.time() + 120
-    while not (tmp_path / "d" / "train").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=as_from_a_terminal)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "d" / "train").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never left running after the test
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("dl1: interrupted")
 
