@@ -143,7 +143,7 @@ class HistoryRecorder(keras.callbacks.Callback):
         self.phase = phase
         self.main = main
         self.started = None
-        self.drawn = None  # time of the last drawing (None: training began since)
+        self.drawn = None  # time of the last drawing, or of the start of training (None: neither yet)
         self.pending = False  # rows appended since the last drawing
 
     def on_train_begin(self, logs=None):

@@ -522,14 +522,14 @@ def inspect(directory, sample=False, n_view=4, seed=0):
 
 def show_history(results, last=5):
     """Print the last ``last`` rows of ``results/history.csv`` and where the training curves are."""
-    from dl1.train.history import COLUMNS, CURVES_NAME, FILE_NAME, curves_behind, read_history, redraw_curves
+    from dl1.train.history import COLUMNS, CURVES_NAME, FILE_NAME, curves_behind, draw_curves, read_history
 
     rows = read_history(results.path)
     if not rows:
         return rows
     if curves_behind(results.path):  # a run stopped between two redraws
         try:
-            redraw_curves(results.path)
+            draw_curves(rows, results.file(CURVES_NAME))  # the rows just read, not the file again
         except OSError as e:
             warn("cannot redraw the training curves in %s (%s)", results.path, e.strerror or e)
     print(f"Training history ({len(rows)} epoch(s), {results.file(FILE_NAME)}; last {min(last, len(rows))}):")
