@@ -203,3 +203,66 @@ def test_the_fused_lstm_applies_the_input_dropout_only_in_training():
     twin.set_weights(layer.get_weights())
     np.testing.assert_allclose(layer(x, training=False).detach(), twin(x).detach(), atol=1e-6)
     assert np.abs(layer(x, training=True).detach().numpy() - twin(x).detach().numpy()).max() > 1e-3
+
+
+# ---- dense layers ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kw", [{"activation": "relu"}, {}, {"use_bias": False, "activation": "relu"},
+                                {"activation": "softmax"}])
+def test_dl1_dense_computes_what_keras_dense_does_and_uses_onednn_only_without_autograd(kw, monkeypatch):
+    """The frozen fc layers' products go to oneDNN (no backward there); a product autograd must follow, a
+    softmax and everything else keep Keras' path. Same numbers and gradients either way."""
+    import torch
+
+    from dl1.nn.layers import Dense
+
+    calls = []
+    real = torch.ops.mkldnn._linear_pointwise
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda *a: calls.append(a[3]) or real(*a))
+    ours, plain = Dense(6, **kw), keras.layers.Dense(6, **kw)
+    ours.build((None, 5))
+    plain.build((None, 5))
+    plain.set_weights(ours.get_weights())
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    with torch.no_grad():
+        got = ours(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(got, plain(torch.tensor(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    fused = kw.get("activation") != "softmax"
+    assert calls == ([kw.get("activation", "none")] if fused else [])
+    ours.trainable = False  # frozen, and an input that needs no gradient: the head's fc2 in training
+    ours(torch.tensor(x))
+    assert len(calls) == (2 if fused else 0)
+    ours.trainable = True
+    grads = []
+    for layer in (ours, plain):
+        t = torch.tensor(x, requires_grad=True)
+        y = layer(t)
+        (y * torch.arange(y.numel()).reshape(y.shape)).sum().backward()
+        grads.append([t.grad.numpy()] + [v.value.grad.numpy() for v in layer.trainable_weights])
+    assert len(calls) == (2 if fused else 0)  # autograd: Keras' matmul
+    for a, b in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_without_onednns_linear_the_dense_layer_takes_the_plain_path(monkeypatch):
+    import torch
+
+    from dl1.backend import torch_impl
+    from dl1.nn.layers import Dense
+
+    calls = []
+
+    def missing(*args):
+        calls.append(1)
+        raise RuntimeError("mkldnn_linear_pointwise: not supported here")
+
+    monkeypatch.setattr(torch_impl, "_FUSED_LINEAR", {"usable": True})
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", missing)
+    ours, plain = Dense(3, activation="relu"), keras.layers.Dense(3, activation="relu")
+    ours.build((None, 4))
+    plain.build((None, 4))
+    plain.set_weights(ours.get_weights())
+    x = torch.tensor(np.random.default_rng(1).normal(size=(5, 4)).astype("float32"))
+    with torch.no_grad():
+        for _ in range(2):
+            np.testing.assert_allclose(ours(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-6)
+    assert calls == [1]

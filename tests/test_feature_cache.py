@@ -67,3 +67,33 @@ def test_dl1_cache_command_shows_and_clears(tmp_path, monkeypatch):
     assert main(["cache", str(tmp_path / "data")]) == 0
     assert main(["cache", str(tmp_path / "data"), "--clear"]) == 0
     assert not list(cache.iterdir())
+
+
+def test_the_weights_fingerprint_follows_every_change_and_hashes_unchanged_weights_once(monkeypatch):
+    """The fingerprint names the cache file and the checkpoint's model: it must change with any weight, set
+    in place or by an optimizer step; a weight that did not change is not hashed again (a notebook's fits)."""
+    import hashlib
+
+    from dl1.train import features
+
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="a"), keras.layers.Dense(2, name="b")])
+    layers = model.layers
+    hashed = []
+    real = hashlib.sha256
+    monkeypatch.setattr(features.hashlib, "sha256", lambda *a: hashed.append(1) or real(*a))
+    first = features.weights_fingerprint(layers)
+    assert len(hashed) == 4  # two kernels, two biases
+    assert features.weights_fingerprint(layers) == first and len(hashed) == 4
+    kernel = layers[1].kernel
+    original = kernel.numpy().copy()
+    kernel.assign(original + 1e-6)
+    second = features.weights_fingerprint(layers)
+    assert second != first and len(hashed) == 5
+    kernel.assign(original)  # back to the same values: the same fingerprint
+    assert features.weights_fingerprint(layers) == first
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    model.train_on_batch(np.ones((3, 6), "float32"), np.zeros((3, 2), "float32"))
+    assert features.weights_fingerprint(layers) not in (first, second)
+    renamed = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="c"), keras.layers.Dense(2, name="b")])
+    renamed.set_weights(model.get_weights())
+    assert features.weights_fingerprint(renamed.layers) != features.weights_fingerprint(layers)

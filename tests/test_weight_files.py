@@ -96,6 +96,13 @@ def test_another_size_keeps_the_conv_weights_and_says_the_head_starts_random(tmp
     assert "the layers fc1 start with random weights" in capsys.readouterr().out
     np.testing.assert_array_equal(bigger.model.get_layer("block1_conv1").get_weights()[0],
                                   vgg.model.get_layer("block1_conv1").get_weights()[0])
+    # the layers the file fills were built without random draws; fc1, which it cannot fill, drew its start
+    fc1 = bigger.model.get_layer("fc1").get_weights()[0]
+    limit = np.sqrt(6 / sum(fc1.shape))  # Glorot's uniform range
+    assert np.isfinite(fc1).all() and 0.9 * limit < np.abs(fc1).max() <= limit and abs(fc1.std() - limit / np.sqrt(3)) < 1e-3
+    configs = [bigger.model.get_layer(name).get_config()["kernel_initializer"]["class_name"]
+               for name in ("block1_conv1", "fc1", "fc2")]
+    assert configs == ["GlorotUniform"] * 3  # the settings a copy of the model draws with are Keras' own
 
 
 def test_a_network_without_its_head_uses_the_notop_file(tmp_path, monkeypatch, source):

@@ -96,6 +96,30 @@ def test_nan_weights_are_refused_with_the_file_named(folder, others, capsys):
     assert str(e.value) == line
 
 
+def test_nan_in_a_keras2_file_is_refused_before_any_weight_is_set(tmp_path):
+    """Keras-2 files (the ImageNet download's layout) are checked as their arrays are read, not read twice."""
+    from dl1.nn.weightfiles import save_legacy_h5
+
+    def model():
+        return Sequential([keras.Input((4,)), keras.layers.Dense(3, name="a"), keras.layers.Dense(2, name="b")])
+    source, target = model(), model()
+    save_legacy_h5(source, str(tmp_path / "w.h5"))
+    target.load_weights(str(tmp_path / "w.h5"))
+    for a, b in zip(target.get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with h5py.File(tmp_path / "w.h5", "r+") as f:
+        kernel = f["b/b/kernel:0"]
+        kernel[0, 1] = np.inf
+    target.get_layer("a").set_weights([w + 1 for w in target.get_layer("a").get_weights()])
+    before = [w.copy() for w in target.get_weights()]
+    with pytest.raises(WeightsError) as e:
+        target.load_weights(str(tmp_path / "w.h5"))
+    assert str(e.value) == (f"{tmp_path / 'w.h5'} holds NaN or infinite weights (in b/b/kernel:0): refused; use "
+                            "the weights of an earlier epoch, or train again")
+    for a, b in zip(target.get_weights(), before, strict=True):  # layer a, read first and fine, was not set
+        np.testing.assert_array_equal(a, b)
+
+
 def _keras_file(tmp_path, edit=None):
     """A ``.keras`` file of a small model, its members changed by ``edit(dict of name -> bytes)``."""
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])

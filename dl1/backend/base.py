@@ -5,8 +5,9 @@ augmentation with SciPy on the CPU, one process. A backend's module overrides wh
 differently (``torch_impl.TorchBackend``, ``jax_impl.JaxBackend``). The groups:
 
 - fast layers: ``supports_fast_conv2d``/``conv2d`` and ``supports_fast_max_pool2d``/``max_pool2d``, which
-  ``dl1.nn.layers`` calls when Keras' own layer would copy memory around, and ``supports_fast_lstm``/``lstm``,
-  an LSTM layer's whole sequence in one fused kernel where Keras would loop over the time steps in Python;
+  ``dl1.nn.layers`` calls when Keras' own layer would copy memory around, ``dense`` (a faster product where
+  the backend has one), and ``supports_fast_lstm``/``lstm``, an LSTM layer's whole
+  sequence in one fused kernel where Keras would loop over the time steps in Python;
 - precision: ``gpu()`` and ``mixed_precision_policy``;
 - device augmentation: ``augment_device`` and ``warp_images`` (``dl1.data.augment`` draws the random
   transforms, the backend applies them to a batch);
@@ -60,6 +61,15 @@ class Backend:
         """NHWC ``x`` convolved with an HWIO ``kernel`` (Keras' layout), plus ``bias`` (or None); with ``relu``,
         max(0, .) of that, in the same pass where the backend can fuse it."""
         raise NotImplementedError(f"no fast conv2d on the {self.name} backend")
+
+    def dense(self, x, kernel, bias, relu=False):
+        """``x @ kernel + bias`` for a 2-D ``x`` (``bias`` may be None); with ``relu``, max(0, .) of that, in
+        the same pass where the backend can fuse it."""
+        from keras import ops
+
+        out = ops.matmul(x, kernel)
+        out = out if bias is None else ops.add(out, bias)
+        return ops.relu(out) if relu else out
 
     def supports_fast_max_pool2d(self, padding):
         return False

@@ -1,8 +1,9 @@
 """Keras 1 spellings of Keras' own classes, with today's meaning, for 2017 cells typed from the videos.
 
 The names here are the classes the library builds with (Keras' own, and ``dl1.nn``'s: ``Convolution2D`` is
-``dl1.nn.layers.Conv2D`` itself, so ``type(layer) is Convolution2D`` holds for ``Vgg16().model``'s layers,
-and ``BatchNormalization`` is Keras', so ``isinstance`` holds for ``Vgg16BN``'s). While the spellings are
+``dl1.nn.layers.Conv2D`` itself, so ``type(layer) is Convolution2D`` holds for ``Vgg16().model``'s layers, as
+``type(layer) is Dense`` does for its dense layers, and ``BatchNormalization`` is Keras', so ``isinstance``
+holds for ``Vgg16BN``'s). While the spellings are
 installed (``dl1.compat.spellings.install()``: importing ``utils`` or ``vgg16`` does it) those classes also
 take the Keras 1 arguments a 2017 cell uses: ``Dense(10, W_regularizer=l2(0.01), init='uniform')``,
 ``Convolution2D(64, 3, 3, border_mode='same')``, ``LSTM(100, dropout_W=0.2, dropout_U=0.2,
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 import keras
 
 from dl1.io.errors import DL1Error
-from dl1.nn.layers import GRU, LSTM, Conv2D, MaxPooling2D, SimpleRNN
+from dl1.nn.layers import GRU, LSTM, Conv2D, Dense, MaxPooling2D, SimpleRNN
 from dl1.nn.model import Model, Sequential
 from dl1.nn.optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, Nadam, RMSprop
 
@@ -39,7 +40,6 @@ __all__ = ["Conv2D", "Convolution2D", "MaxPooling2D", "Dense", "Dropout", "Flatt
            "keras1_initializer", "translate"]
 
 Convolution2D = Conv2D  # one class, both names: ``type(layer) is Convolution2D`` holds for Vgg16's layers
-Dense = keras.layers.Dense
 Dropout = keras.layers.Dropout
 Flatten = keras.layers.Flatten
 Activation = keras.layers.Activation
@@ -231,7 +231,8 @@ def _simple_rnn(name, args, kwargs):
 LAYERS = {
     Conv2D: Spelling(_CONV2D, image=True, adapt=_conv2d_positional),
     MaxPooling2D: Spelling({"border_mode": "padding"}, image=True),
-    # Keras' own, for ``from keras.layers import Convolution2D, MaxPooling2D`` (dl1's subclasses above wrap
+    Dense: Spelling(_DENSE),
+    # Keras' own, for ``from keras.layers import Convolution2D, Dense, ...`` (dl1's subclasses above wrap
     # Keras' unspelled ``__init__``, so nothing is translated twice)
     keras.layers.Conv2D: Spelling(_CONV2D, image=True, adapt=_conv2d_positional),
     keras.layers.MaxPooling2D: Spelling({"border_mode": "padding"}, image=True),

@@ -52,9 +52,10 @@ class ApplicationNetwork:
             return fn(include_top=self.include_top, weights=None, input_shape=self.size + (3,), classes=1000,
                       **dict(self.spec.application_args))
 
-    def build(self):
+    def build(self, loading=False):
         """``self.base`` (the application without its classifier) inside the model, ImageNet's classifier
-        on top (``include_top``) or the base's last map as the output; random weights until loaded."""
+        on top (``include_top``) or the base's last map as the output; random weights until loaded
+        (``loading`` is VggNetwork's: ``keras.applications`` builds and draws its layers itself)."""
         app = self.application()
         self._app = app
         head = None

@@ -139,7 +139,7 @@ class ImageClassifier:
             if not os.path.isfile(weights):
                 raise WeightsError(f"weights file not found: {weights}")
             saved = saved_num_classes(weights)
-        self.model = self.network.build()
+        self.model = self.network.build(loading=weights is not None)
         if weights == "imagenet":
             self.network.load_imagenet(self.model)
         elif weights is not None:

@@ -31,7 +31,7 @@ from dl1.io.errors import WeightsError
 from dl1.models.classifier import ImageClassifier
 from dl1.models.preprocess import VggPreprocess, vgg_mean, vgg_preprocess
 from dl1.models.weights import imagenet_weights_path
-from dl1.nn.layers import Conv2D, MaxPooling2D
+from dl1.nn.layers import Conv2D, Dense, MaxPooling2D, without_random_init
 from dl1.nn.model import Sequential
 from dl1.nn.weightfiles import KIND_TEXT, file_kind
 
@@ -58,17 +58,18 @@ class VggNetwork:
     # ---- building ------------------------------------------------------------------------------------
     def _fc_block(self, name):
         d = self.policy
-        out = [L.Dense(4096, activation="relu", name=name, dtype=d)]
+        out = [Dense(4096, activation="relu", name=name, dtype=d)]
         if self.batch_norm:
             out.append(L.BatchNormalization(name=f"{name}_bn", epsilon=1e-6, dtype=d))
         return out + [L.Dropout(self.dropout, name=f"{name}_dropout", dtype=d)]
 
     def softmax(self, num):
         """The classifier: ``Dense(num, softmax, name='predictions')``, in float32 under mixed precision."""
-        return L.Dense(num, activation="softmax", name="predictions", dtype="float32")
+        return Dense(num, activation="softmax", name="predictions", dtype="float32")
 
-    def build(self):
-        """The network with ImageNet's 1000-way softmax (or without its dense head), random weights."""
+    def build(self, loading=False):
+        """The network with ImageNet's 1000-way softmax (or without its dense head), random weights; with
+        ``loading`` (a weights file is loaded next), zeros where ``load_file`` fills or refuses every weight."""
         d = self.policy  # layer dtype policy: None (float32) or a mixed one; the softmax stays float32
         conv = Conv2D if self.fast_convs else L.Conv2D
         out = [keras.Input(shape=self.size + (3,), name="input"), VggPreprocess(name="vgg_preprocess", dtype=d)]
@@ -80,7 +81,11 @@ class VggNetwork:
             out.append(L.Flatten(name="flatten", dtype=d))
             out += self._fc_block("fc1") + self._fc_block("fc2")
             out.append(self.softmax(1000))
-        return Sequential(out, name="vgg16")
+        # at another size than 224 a file's fc1 may not fit: it keeps its random start (see load_file)
+        skip = [layer for layer in out[1:] if isinstance(layer, (L.Conv2D, L.Dense))
+                and not (self.size != (224, 224) and layer.name in SIZE_DEPENDENT)] if loading else []
+        with without_random_init(skip):
+            return Sequential(out, name="vgg16")
 
     def replace_head(self, model, num):
         """``model`` with its last layer replaced by a ``num``-way softmax, every other layer frozen."""
@@ -108,7 +113,7 @@ class VggNetwork:
             first = layer.weights[0]
             if skip and layer.name in SIZE_DEPENDENT:
                 kept[layer.name] = keras.ops.convert_to_numpy(first)
-            first.assign(np.full(first.shape, np.nan, dtype="float32"))
+            first.assign(keras.ops.full(first.shape, np.nan, dtype=first.dtype))
         try:
             with warnings.catch_warnings():
                 if skip:  # Keras warns per skipped layer; the note below says it once, in words

@@ -86,11 +86,11 @@ class ModelMixin:
         weight is set."""
         filepath = os.fspath(filepath)
         info = weightfiles.describe(filepath)
-        weightfiles.check_finite(filepath)
-        if not skip_mismatch and info.kind != "keras2-h5":  # Keras-2 files are matched by layer name
-            weightfiles.check_fits(self, info)
-        if info.kind == "keras2-h5":
+        if info.kind == "keras2-h5":  # matched by layer name; NaN/inf refused as the arrays are read
             return load_legacy_h5(self, filepath, skip_mismatch=skip_mismatch)
+        weightfiles.check_finite(filepath)
+        if not skip_mismatch:
+            weightfiles.check_fits(self, info)
         suffix = ".keras" if info.kind == "keras-archive" else ".weights.h5"
         try:
             with warnings.catch_warnings():  # the optimizer's state is rebuilt on its first step anyway

@@ -96,15 +96,40 @@ def frozen_prefix_length(model):
     return k
 
 
+def _weight_digest(weight):
+    """SHA-256 of one weight's dtype, shape and values, kept on a PyTorch tensor until it changes (torch
+    counts every in-place change), so the fits of a notebook do not hash the same frozen weights again."""
+    value = getattr(weight, "value", weight)
+    version = getattr(value, "_version", None)
+    cached = getattr(value, "_dl1_digest", None)
+    if version is not None and cached is not None and cached[0] == version:
+        return cached[1]
+    arr = np.ascontiguousarray(keras.ops.convert_to_numpy(weight))
+    h = hashlib.sha256(f"{arr.dtype}{arr.shape}".encode())
+    h.update(memoryview(arr).cast("B"))
+    digest = h.digest()
+    if version is not None:
+        try:
+            value._dl1_digest = (version, digest)
+        except AttributeError:  # a tensor type that takes no attributes: hashed again next time
+            pass
+    return digest
+
+
 def weights_fingerprint(layers):
-    """A hash of the layers' names, configs' key parts and weight values (changes when any weight does)."""
-    h = hashlib.blake2b(digest_size=16)
-    for layer in layers:
-        h.update(f"{type(layer).__name__}:{layer.name}".encode())
-        for w in layer.weights:
-            arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
-            h.update(f"{arr.dtype}{arr.shape}".encode())
-            h.update(memoryview(arr).cast("B"))
+    """A hash of the layers' names and weight values (changes when any weight does). The weights are hashed
+    in threads (hashlib lets go of the GIL; SHA-256 runs on the CPU's SHA instructions): VGG16's frozen
+    layers at 224 px are 470 MB."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"{type(layer).__name__}:{layer.name}:{len(layer.weights)}" for layer in layers]
+    weights = [w for layer in layers for w in layer.weights]
+    workers = max(1, min(len(weights), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = list(pool.map(_weight_digest, weights))
+    h = hashlib.blake2b("\n".join(names).encode(), digest_size=16)
+    for digest in digests:
+        h.update(digest)
     return h.hexdigest()
 
 

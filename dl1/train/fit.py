@@ -166,9 +166,12 @@ class _Run:
         averaging = session.averaging(self.target.optimizer) if session is not None else contextlib.nullcontext()
         # several processes: rank 0 prints one line per epoch; not a terminal: one plain line per epoch
         verbose = keras_verbose(self.verbose) if session is None else 0
+        # cached validation features (arrays): in batches of the training batch size, as the 2017 code's
+        # validation batches were, not Keras' default of 32
+        sizes = {"validation_batch_size": getattr(self.data, "batch_size", None)} if isinstance(val, tuple) else {}
         with averaging:
             return self.target.fit(part, epochs=last, initial_epoch=first, validation_data=val, verbose=verbose,
-                                   callbacks=user + [guard] + extra)
+                                   callbacks=user + [guard] + extra, **sizes)
 
 
 def predict_batches(model, batches, cache="auto", verbose=1, cache_dir=None):
