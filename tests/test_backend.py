@@ -241,28 +241,3 @@ def test_dl1_dense_computes_what_keras_dense_does_and_uses_onednn_only_without_a
     assert len(calls) == (2 if fused else 0)  # autograd: Keras' matmul
     for a, b in zip(grads[0], grads[1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-
-
-def test_without_onednns_linear_the_dense_layer_takes_the_plain_path(monkeypatch):
-    import torch
-
-    from dl1.backend import torch_impl
-    from dl1.nn.layers import Dense
-
-    calls = []
-
-    def missing(*args):
-        calls.append(1)
-        raise RuntimeError("mkldnn_linear_pointwise: not supported here")
-
-    monkeypatch.setattr(torch_impl, "_FUSED_LINEAR", {"usable": True})
-    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", missing)
-    ours, plain = Dense(3, activation="relu"), keras.layers.Dense(3, activation="relu")
-    ours.build((None, 4))
-    plain.build((None, 4))
-    plain.set_weights(ours.get_weights())
-    x = torch.tensor(np.random.default_rng(1).normal(size=(5, 4)).astype("float32"))
-    with torch.no_grad():
-        for _ in range(2):
-            np.testing.assert_allclose(ours(x).numpy(), plain(x).numpy(), rtol=1e-5, atol=1e-6)
-    assert calls == [1]

@@ -283,27 +283,34 @@ def test_the_spellings_come_with_the_faces_and_go_back_when_removed():
                                           "False True False True False False", "3 True"]
 
 
-def test_without_onednns_fused_operator_the_convolution_takes_the_plain_path(monkeypatch):
-    """A CPU or torch build whose oneDNN lacks the fused operator (it raises): the same numbers through
-    F.conv2d, and the fused operator is not tried again."""
+@pytest.mark.parametrize("kind", ["conv", "dense"])
+def test_without_onednns_fused_operators_the_layers_take_the_plain_path(kind, monkeypatch):
+    """A CPU or torch build whose oneDNN lacks the fused convolution or linear operator (it raises): the same
+    numbers through F.conv2d / matmul, and the operator is not tried again."""
     import keras
     import torch
 
     from dl1.backend import torch_impl
-    from dl1.nn import layers as fastconv
+    from dl1.nn import layers as fast
 
+    op, flag, shape = {"conv": ("_convolution_pointwise", "_FUSED_CONV", (8, 8, 3)),
+                       "dense": ("_linear_pointwise", "_FUSED_LINEAR", (6,))}[kind]
     calls = []
 
     def missing(*args):
         calls.append(1)
-        raise RuntimeError("mkldnn_convolution_pointwise: not supported here")
+        raise RuntimeError(f"mkldnn{op}: not supported here")
 
-    monkeypatch.setattr(torch_impl, "_FUSED_CONV", {"usable": True})
-    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", missing)
-    ours = Sequential([keras.Input((8, 8, 3)), fastconv.Conv2D(4, 3, padding="same", activation="relu")])
-    plain = Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, padding="same", activation="relu")])
+    monkeypatch.setattr(torch_impl, flag, {"usable": True})
+    monkeypatch.setattr(torch.ops.mkldnn, op, missing)
+
+    def layer(module):
+        return module.Conv2D(4, 3, padding="same", activation="relu") if kind == "conv" else \
+            module.Dense(4, activation="relu")
+    ours = Sequential([keras.Input(shape), layer(fast)])
+    plain = Sequential([keras.Input(shape), layer(keras.layers)])
     plain.set_weights(ours.get_weights())
-    x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype("float32")
+    x = np.random.default_rng(3).normal(size=(2,) + shape).astype("float32")
     for _ in range(2):
         np.testing.assert_allclose(ours.predict_on_batch(x), plain.predict_on_batch(x), rtol=1e-5, atol=1e-6)
     assert calls == [1]
