@@ -6,8 +6,8 @@ differently (``torch_impl.TorchBackend``, ``jax_impl.JaxBackend``). The groups:
 
 - fast layers: ``supports_fast_conv2d``/``conv2d`` and ``supports_fast_max_pool2d``/``max_pool2d``, which
   ``dl1.nn.layers`` calls when Keras' own layer would copy memory around, ``dense`` (a faster product where
-  the backend has one), and ``supports_fast_lstm``/``lstm``, an LSTM layer's whole
-  sequence in one fused kernel where Keras would loop over the time steps in Python;
+  the backend has one), and ``supports_fast_lstm``/``lstm``, an LSTM layer's whole sequence in one fused
+  kernel where Keras would loop over the time steps in Python;
 - precision: ``gpu()`` and ``mixed_precision_policy``;
 - device augmentation: ``augment_device`` and ``warp_images`` (``dl1.data.augment`` draws the random
   transforms, the backend applies them to a batch);

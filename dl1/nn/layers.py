@@ -5,8 +5,9 @@ runs its sequence in one fused kernel.
 ``Conv2D``/``MaxPooling2D`` hand channels-last 2-D work with plain settings to the backend's fast path
 (``dl1.backend.current().conv2d``: on PyTorch a convolution of a *view* of the NHWC tensor instead of
 Keras' two copies per call, ~50% faster VGG16 on CPU); ``Dense`` hands a 2-D product to ``backend.dense``
-(on PyTorch oneDNN's, where autograd need not follow: the frozen fc layers of the recipe); for other settings, other backends, or a Keras whose internals were not
-verified (``dl1.nn.kprivate``) they are Keras' own layers. Same weights, same inputs and outputs, same results.
+(on PyTorch oneDNN's, where autograd need not follow: the frozen fc layers of the recipe); for other
+settings, other backends, or a Keras whose internals were not verified (``dl1.nn.kprivate``) they are Keras'
+own layers. Same weights, same inputs and outputs, same results.
 
 The classes keep Keras' names because Keras 3 names a layer's group in a weights file after its class
 (``conv2d``, ``conv2d_1``, ...): weight files stay interchangeable with models built from
